@@ -1,0 +1,61 @@
+"""Point-group operations of a crystal in its own Cartesian frame (via spglib), and Neumann averaging.
+
+spglib returns rotations W acting on fractional coordinates (column vectors): x' = W x + t. With
+lattice rows a, b, c (L = ``lattice``, Cartesian r = L^T x) the Cartesian operation is
+R = L^T W L^{-T}; it is orthogonal up to the symmetry tolerance, and we re-orthogonalise it (polar
+decomposition) so that a tensor symmetrised with it is exactly invariant to float precision.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _cell(structure):
+    lattice = np.asarray(structure.lattice.matrix, dtype=np.float64)
+    frac = np.asarray(structure.frac_coords, dtype=np.float64)
+    numbers = np.asarray(structure.atomic_numbers, dtype=np.int64)
+    return lattice, frac, numbers
+
+
+def cartesian_point_group(structure, symprec: float = 1e-3, angle_tolerance: float = -1.0) -> np.ndarray:
+    """(n_ops, 3, 3) orthogonal Cartesian matrices of the crystal's point group (unique, identity first)."""
+    import spglib
+
+    lattice, frac, numbers = _cell(structure)
+    ds = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec, angle_tolerance=angle_tolerance)
+    if ds is None:
+        raise ValueError(f"spglib could not find the symmetry of {structure.composition.reduced_formula}")
+    W = np.asarray(ds.rotations, dtype=np.float64)
+    L = lattice
+    R = np.einsum("ji,njk,kl->nil", L, W, np.linalg.inv(L).T)
+    # Polar decomposition: the orthogonal factor closest to R.
+    u, _, vt = np.linalg.svd(R)
+    R = u @ vt
+    # Unique operations (different translations give the same rotation), identity first.
+    uniq: list[np.ndarray] = []
+    for r in R:
+        if not any(np.allclose(r, q, atol=1e-6) for q in uniq):
+            uniq.append(r)
+    uniq.sort(key=lambda r: np.abs(r - np.eye(3)).sum())
+    return np.stack(uniq)
+
+
+def rotate_tensor(T: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """T'_{i1..in} = R_{i1 j1} ... R_{in jn} T_{j1..jn} (Cartesian, any rank; batched over leading R dims)."""
+    T = np.asarray(T)
+    rank = T.ndim
+    out = T
+    for axis in range(rank):
+        out = np.moveaxis(np.tensordot(R, out, axes=([1], [axis])), 0, axis)
+    return out
+
+
+def symmetrize_tensor(T: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """Neumann average (1/|G|) Σ_g g·T over Cartesian point-group operations ``ops``."""
+    return np.mean([rotate_tensor(T, R) for R in ops], axis=0)
+
+
+def crystal_system(structure, symprec: float = 1e-3) -> str:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    return SpacegroupAnalyzer(structure, symprec=symprec).get_crystal_system()

@@ -75,7 +75,7 @@ def collate(graphs: Sequence[CrystalGraph], y: np.ndarray | None = None) -> dict
 def bucket_size(n: int, per_octave: int = 4, minimum: int = 8) -> int:
     """Round ``n`` up to the next of ``per_octave`` geometrically spaced sizes per power of two.
 
-    With 4 per octave the padding wastes at most 25 % and sizes between 64 and 4096 map to 24 buckets;
+    With 4 per octave the padding wastes at most 25 % and sizes in (64, 4096] map to 24 buckets;
     in practice a shuffled epoch with a fixed batch size hits 2–4 of them.
     """
     n = max(int(n), minimum)

@@ -30,7 +30,9 @@ def save(stem: str | os.PathLike, state: dict[str, np.ndarray], meta: dict[str, 
 
     stem = Path(stem)
     st_path = stem.with_suffix(".safetensors")
-    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in state.items()}
+    # np.array(order="C") keeps 0-d arrays 0-d (ascontiguousarray makes them (1,)): batch-norm
+    # counters must round-trip with their shape.
+    arrays = {k: np.array(v, order="C") for k, v in state.items()}
     with atomic_path(st_path) as tmp:
         save_file(arrays, str(tmp), metadata={"format": str(WEIGHTS_FORMAT), "model": str(meta.get("model", ""))})
     meta = dict(meta, format=WEIGHTS_FORMAT, sha256=sha256_file(st_path), file_size=st_path.stat().st_size)

@@ -25,7 +25,8 @@ def cartesian_point_group(structure, symprec: float = 1e-3, angle_tolerance: flo
     ds = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=symprec, angle_tolerance=angle_tolerance)
     if ds is None:
         raise ValueError(f"spglib could not find the symmetry of {structure.composition.reduced_formula}")
-    W = np.asarray(ds.rotations, dtype=np.float64)
+    # A supercell repeats each rotation once per pure translation: deduplicate the integer matrices first.
+    W = np.unique(np.asarray(ds.rotations), axis=0).astype(np.float64)
     L = lattice
     R = np.einsum("ji,njk,kl->nil", L, W, np.linalg.inv(L).T)
     # Polar decomposition: the orthogonal factor closest to R.

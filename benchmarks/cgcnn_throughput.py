@@ -101,7 +101,7 @@ def run_torch(graphs, y, args, config, device):
             torch.cuda.synchronize()
         return loss.item()
 
-    return time_epochs("torch", epoch, args.epochs, build_s)
+    return epoch_timings("torch", epoch, args.epochs, build_s)
 
 
 def run_jax(graphs, y, args, config):
@@ -155,7 +155,7 @@ def run_jax(graphs, y, args, config):
             )
         return float(jax.block_until_ready(loss))
 
-    result = time_epochs("jax", epoch, args.epochs, build_s, compilations=lambda: len(compilations))
+    result = epoch_timings("jax", epoch, args.epochs, build_s, compilations=lambda: len(compilations))
     result["jax_backend"] = jax.default_backend()
     return result
 
@@ -216,10 +216,10 @@ def run_pyg(graphs, y, args, config, device):
             torch.cuda.synchronize()
         return loss.item()
 
-    return time_epochs("pyg", epoch, args.epochs, build_s)
+    return epoch_timings("pyg", epoch, args.epochs, build_s)
 
 
-def time_epochs(name, epoch, n_epochs, build_s, compilations=None):
+def epoch_timings(name, epoch, n_epochs, build_s, compilations=None):
     """Time ``n_epochs`` calls of ``epoch``; steady state = every epoch after the first.
 
     For jax, ``compilations()`` counts traces so far; epochs that still compiled a new shape bucket

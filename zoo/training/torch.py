@@ -1,0 +1,124 @@
+"""PyTorch adapter of the training loop (mirrors ``zoo.training.jax``).
+
+Batches are ``zoo.graphs.collate`` dicts (no padding: eager torch does not recompile on new shapes).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo.backend.torch import to_torch
+from zoo.graphs import collate
+
+from .loop import Adapter, TrainConfig
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def class_logit(out: torch.Tensor) -> torch.Tensor:
+    """Logit of the positive class: models may output it directly (G,) or as 2 log-probabilities (G, 2),
+    where log p1 - log p0 is the logit (so BCE on it equals the NLL of the log-softmax)."""
+    if out.dim() == 2 and out.shape[-1] == 2:
+        return out[:, 1] - out[:, 0]
+    return out.reshape(out.shape[0])
+
+
+def per_graph_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(class_logit(out), y, reduction="none")
+    err = (out - y).reshape(out.shape[0], -1)
+    return err.abs().mean(1) if kind == "l1" else (err * err).mean(1)
+
+
+class TorchAdapter(Adapter):
+    backend = "torch"
+
+    def __init__(self, model_name: str, model_config, config: TrainConfig, loss: str):
+        self.model_name, self.model_config, self.config, self.loss = model_name, model_config, config, loss
+        self.dtype = _DTYPES[config.dtype]
+        dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dev = torch.device(dev)
+        self.compilations = 0
+        self.model = None
+        self.opt = None
+
+    def init(self, example: Sequence) -> None:
+        from zoo.models import build
+
+        torch.manual_seed(self.config.seed)
+        self.model = build(self.model_name, "torch", self.model_config).to(device=self.dev, dtype=self.dtype)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        c = self.config
+        if c.optimizer == "adamw":
+            self.opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, eps=1e-8)
+        else:  # torch Adam's weight_decay is an L2 term added to the gradient (optax: add_decayed_weights first)
+            self.opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, eps=1e-8)
+
+    def make_batch(self, graphs: Sequence, y: np.ndarray | None) -> dict[str, torch.Tensor]:
+        return to_torch(collate(graphs, y), dtype=self.dtype, device=self.dev)
+
+    def train_step(self, batch: dict[str, torch.Tensor], lr: float) -> float:
+        model, opt = self.model, self.opt
+        model.train()
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        per = per_graph_loss(self.loss, model(batch), batch["y"])
+        per.mean().backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+        opt.step()
+        return float(per.detach().sum())
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        self.model.eval()
+        out = self.model(batch)
+        if self.loss == "bce":
+            out = class_logit(out)
+        return out.detach().cpu().numpy().astype(np.float64)
+
+    # -- state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        from zoo.weights import check_state_matches
+
+        own = self.model.state_dict()
+        check_state_matches(own, state, what=f"{self.model_name} weights")
+        self.model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype) for k, v in state.items()}, strict=True)
+
+    def optimizer_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        sd = self.opt.state_dict()
+        arrays = {f"state.{i}.{k}": v.detach().cpu().numpy().copy() for i, st in sd["state"].items() for k, v in st.items()}
+        return arrays, {"param_groups": sd["param_groups"], "kind": type(self.opt).__name__}
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if meta.get("kind") != type(self.opt).__name__:
+            raise ValueError(f"checkpoint optimiser is {meta.get('kind')}, this run uses {type(self.opt).__name__}")
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, v in arrays.items():
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = torch.from_numpy(np.array(v))
+        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+    def rng_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {"torch_cpu": torch.get_rng_state().numpy().copy()}
+        if self.dev.type == "cuda":
+            arrays["torch_cuda"] = torch.cuda.get_rng_state(self.dev).numpy().copy()
+        return arrays, {"torch": "global generator state (uint8 arrays in trainer.safetensors)"}
+
+    def load_rng_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if "torch_cpu" in arrays:
+            torch.set_rng_state(torch.from_numpy(np.array(arrays["torch_cpu"])))
+        if "torch_cuda" in arrays and self.dev.type == "cuda":
+            torch.cuda.set_rng_state(torch.from_numpy(np.array(arrays["torch_cuda"])), self.dev)
+
+    def device(self) -> str:
+        if self.dev.type == "cuda":
+            return f"cuda:{torch.cuda.get_device_name(self.dev)}"
+        return f"cpu (torch {torch.__version__}, {torch.get_num_threads()} threads)"

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Spinning OpenMP threads make torch up to 30x slower when another process holds a core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

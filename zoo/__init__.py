@@ -16,4 +16,7 @@ def backend_available(backend: str) -> bool:
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    return importlib.util.find_spec(backend) is not None
+    try:
+        return importlib.util.find_spec(backend) is not None
+    except ImportError:  # a broken install, or an import hook that hides the package
+        return False

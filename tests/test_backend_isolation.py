@@ -1,0 +1,76 @@
+"""`import zoo` and a model of one backend work when the other backend is not installed.
+
+Each case runs in a fresh interpreter in which importing the missing backend raises ImportError, the
+way it does on a machine where only `crystal-zoo[torch]` or only `crystal-zoo[jax]` is installed.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BLOCK = """
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {missing!r} or name.startswith({missing!r} + ".") or name in {extra!r}:
+            raise ImportError(f"blocked for the test: {{name}}")
+sys.meta_path.insert(0, _Block())
+"""
+
+USE = {
+    "torch": """
+import numpy as np, torch
+from pymatgen.core import Lattice, Structure
+from zoo.backend.torch import to_torch
+from zoo.graphs import build_graph, collate
+s = Structure(Lattice.cubic(4.2), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+cfg = zoo.models.make_config("cgcnn")
+g = build_graph(s, cfg.graph_spec())
+model = zoo.models.build("cgcnn", "torch", cfg).eval()
+out = model(to_torch(collate([g])))
+assert out.shape == (1,) and torch.isfinite(out).all()
+""",
+    "jax": """
+import numpy as np, jax
+from pymatgen.core import Lattice, Structure
+from zoo.backend.jax import to_jax
+from zoo.graphs import build_graph, collate, pad_batch
+s = Structure(Lattice.cubic(4.2), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+cfg = zoo.models.make_config("cgcnn")
+g = build_graph(s, cfg.graph_spec())
+module = zoo.models.build("cgcnn", "jax", cfg)
+batch = to_jax(pad_batch(collate([g])))
+variables = module.init(jax.random.PRNGKey(0), batch, train=False)
+out = module.apply(variables, batch, train=False)
+assert out.shape[0] == 2 and np.isfinite(np.asarray(out)).all()
+""",
+}
+
+
+@pytest.mark.parametrize("present,missing", [("torch", "jax"), ("jax", "torch")])
+def test_zoo_works_with_one_backend(present, missing):
+    # e3nn / torch_geometric need torch; e3nn_jax / flax / optax need jax: block them with their backend.
+    extra = {"jax": ("flax", "optax", "e3nn_jax", "jaxlib"), "torch": ("e3nn", "torch_geometric")}[missing]
+    code = BLOCK.format(missing=missing, extra=extra) + textwrap.dedent(
+        f"""
+        import zoo, zoo.models, zoo.graphs, tasks
+        assert {missing!r} not in sys.modules
+        assert not zoo.backend_available({missing!r}) and zoo.backend_available({present!r})
+        assert "cgcnn" in zoo.models.list_models()
+        assert "embedded_dielectric_iso" in tasks.list()
+        try:
+            zoo.models.build("cgcnn", {missing!r})
+        except ImportError as exc:
+            assert "crystal-zoo[{missing}]" in str(exc), exc
+        else:
+            raise AssertionError("building a model of the missing backend must fail with an install hint")
+        """
+    ) + USE[present] + f"\nassert {missing!r} not in sys.modules\nprint('ok')\n"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]

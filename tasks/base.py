@@ -299,16 +299,16 @@ def read_json_any(path: str | os.PathLike) -> Any:
 
 def write_json_any(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically; gzip-compressed when the name ends in ``.gz``."""
-    from zoo.io import _json_default, atomic_path
+    from zoo.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".gz":
             # mtime=0: the same results give the same bytes
             with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                gz.write(json.dumps(obj, default=_json_default).encode("utf-8"))
+                gz.write(json.dumps(obj, default=json_default).encode("utf-8"))
         else:
-            tmp.write_text(json.dumps(obj, default=_json_default))
+            tmp.write_text(json.dumps(obj, default=json_default))
 
 
 # --------------------------------------------------------------------------------------------- Task
@@ -496,7 +496,7 @@ class Task(abc.ABC):
         scores = self._score(fold_key, ids, arr)
         self.results[fold_key] = {
             DATA_KEY: data,
-            PARAMS_KEY: json.loads(json.dumps(params or {}, default=_jsonable)),
+            PARAMS_KEY: json.loads(json.dumps(params or {}, default=json_default)),
             SCORES_KEY: scores,
             UNCERTAINTY_KEY: None,
         }
@@ -541,16 +541,6 @@ class Task(abc.ABC):
         matbench's): results, scores and fold test ids are available; ``load()`` needs the data."""
         d = read_json_any(path)
         return ArrayTask.from_dict(d, source=str(path))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"parameter value of type {type(obj).__name__} is not JSON serialisable")
 
 
 # --------------------------------------------------------------------------------------------- ArrayTask

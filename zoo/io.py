@@ -42,7 +42,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
-    write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=json_default) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
@@ -50,7 +50,7 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fh.write(json.dumps(obj, default=_json_default) + "\n")
+        fh.write(json.dumps(obj, default=json_default) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -77,7 +77,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy arrays and scalars and paths."""
     import numpy as np
 
     if isinstance(obj, np.ndarray):

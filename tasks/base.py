@@ -46,6 +46,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from zoo.io import json_default
+
 from .spec import TargetSpec, TaskSpec
 
 logger = logging.getLogger(__name__)

@@ -29,5 +29,7 @@ def segment_sum(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
 
 def segment_mean(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     s = segment_sum(x, index, n)
-    cnt = torch.bincount(index, minlength=n).clamp(min=1).to(x.dtype)
+    # Counting with index_add (not bincount, whose output shape depends on the data) keeps
+    # torch.compile graphs static.
+    cnt = segment_sum(torch.ones_like(index, dtype=x.dtype), index, n).clamp(min=1)
     return s / cnt.view((-1,) + (1,) * (x.dim() - 1))

@@ -27,10 +27,6 @@ prints a table. Skips cleanly (exit 0) when ``../shared/data/matbench_jdft2d`` i
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,22 +39,12 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data" / "matbench_jdft2d" / "matbench_jdft2d.json.gz"
+from benchmarks.common import JDFT2D as DATA, load_jdft2d, machine_info  # noqa: E402
+
 OUT = ROOT / "results" / "benchmarks" / "cgcnn_throughput.json"
 
 
 # --------------------------------------------------------------------------- data
-def load_jdft2d(limit: int | None):
-    from pymatgen.core import Structure
-
-    with gzip.open(DATA, "rt") as fh:
-        d = json.load(fh)
-    rows = d["data"][:limit] if limit else d["data"]
-    structures = [Structure.from_dict(r[0]) for r in rows]
-    y = np.array([r[1] for r in rows], dtype=np.float64)  # exfoliation energy, meV/atom
-    ids = [f"mb-jdft2d-{i + 1:03d}" for i in range(len(rows))]
-    return structures, y, ids
-
 
 def featurise(structures, ids, config):
     from zoo.graphs import build_graphs
@@ -242,35 +228,6 @@ def epoch_timings(name, epoch, n_epochs, build_s, compilations=None):
 
 
 # --------------------------------------------------------------------------- report
-def machine_info(device) -> dict:
-    import torch
-
-    info = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_device": str(device),
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "XLA_FLAGS", "CUDA_VISIBLE_DEVICES") if k in os.environ},
-    }
-    if device.type == "cuda":
-        info["torch_gpu"] = torch.cuda.get_device_name(device)
-    for mod in ("jax", "flax", "optax", "torch_geometric"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
-    try:
-        import jax
-
-        info["jax_devices"] = [str(d) for d in jax.devices()]
-    except ImportError:
-        pass
-    return info
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,7 +284,7 @@ def main(argv=None) -> int:
         "epochs": args.epochs,
         "featurise_s": featurise_s,
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
-        "machine": machine_info(device),
+        "machine": machine_info(str(device)),
         "results": results,
     }
     write_json(args.out, report)

@@ -22,14 +22,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "matbench_jdft2d" / "matbench_jdft2d.json.gz"
+from benchmarks.common import JDFT2D as DEFAULT_DATA, machine_info  # noqa: E402
+
 DEFAULT_OUT = ROOT / "results" / "benchmarks" / "featurize_jdft2d.json"
 RADIUS, MAX_NEIGHBORS = 8.0, 12  # Å, CGCNN defaults
 
@@ -55,41 +52,6 @@ def original_cgcnn(structures):
         out.append((idx, dist))  # ragged only if an atom has < 12 neighbours (CGCNN pads those)
     return out
 
-
-def machine_info() -> dict:
-    import pymatgen.core
-    import vesin
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "cpu": cpu_model or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15": load,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pymatgen": getattr(pymatgen.core, "__version__", ""),
-        "vesin": getattr(vesin, "__version__", ""),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "git_commit": commit,
-    }
 
 
 def timed(fn, repeats: int) -> tuple[list[float], object]:

@@ -34,10 +34,8 @@ when ``../shared/data/matbench_jdft2d`` is absent.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -53,24 +51,14 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data" / "matbench_jdft2d" / "matbench_jdft2d.json.gz"
+from benchmarks.common import JDFT2D as DATA, load_jdft2d, machine_info  # noqa: E402
+
 OUT = ROOT / "results" / "benchmarks" / "tfn_throughput.json"
 MODELS = ("torch", "compile", "jax", "e3nn")
 GRAPH_KEYS = ("numbers", "positions", "lattice", "senders", "receivers", "shifts", "edge_vectors", "distances")
 
 
 # --------------------------------------------------------------------------------------------- data
-def load_jdft2d(limit: int | None):
-    from pymatgen.core import Structure
-
-    with gzip.open(DATA, "rt") as fh:
-        d = json.load(fh)
-    rows = d["data"][:limit] if limit else d["data"]
-    structures = [Structure.from_dict(r[0]) for r in rows]
-    y = np.array([r[1] for r in rows], dtype=np.float64)  # exfoliation energy, meV/atom
-    ids = [f"mb-jdft2d-{i + 1:03d}" for i in range(len(rows))]
-    return structures, y, ids
-
 
 def save_graphs(path: Path, graphs, y: np.ndarray) -> None:
     """All graphs in one npz (concatenated arrays + per-graph counts); no pickles."""
@@ -360,27 +348,6 @@ def worker(args) -> int:
 
 
 # -------------------------------------------------------------------------------------------- main
-def machine_info() -> dict:
-    import torch
-
-    info = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "XLA_FLAGS", "CUDA_VISIBLE_DEVICES") if k in os.environ},
-    }
-    for mod in ("jax", "flax", "optax", "e3nn", "e3nn_jax"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
-    return info
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)

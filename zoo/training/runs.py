@@ -41,7 +41,7 @@ RUN_FILES = ("config.json", "env.json", "metrics.jsonl")
 
 _PACKAGES = (
     "crystal-zoo", "numpy", "scipy", "torch", "e3nn", "torch_geometric", "jax", "jaxlib", "flax", "optax",
-    "e3nn-jax", "pymatgen", "spglib", "matminer", "matbench", "safetensors", "scikit-learn",
+    "e3nn-jax", "pymatgen", "spglib", "vesin", "matminer", "matbench", "safetensors", "scikit-learn",
 )
 
 

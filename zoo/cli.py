@@ -296,6 +296,18 @@ def _note_run(path: Path, progress: dict, fold: int, run_dir: Path) -> None:
     write_json(path, progress)
 
 
+def archive_runs(out: Path, progress: dict) -> None:
+    """Keep each fold's provenance next to the submission (run folders live in runs/, outside git):
+    resolved config, environment (seeds, package versions, git commit, device) and metrics."""
+    from zoo.io import write_text
+
+    for fold, run_dir in sorted(progress["runs"].items()):
+        for name in ("config.json", "env.json", "metrics.json"):
+            src = Path(run_dir) / name
+            if src.exists():
+                write_text(out / "runs" / f"fold_{fold}" / name, src.read_text())
+
+
 def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
     import numpy as np
 
@@ -333,6 +345,7 @@ def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
         task.to_file(out / "results.json.gz")
         write_json(out / "info.json", info)
         paths = {"results": out / "results.json.gz", "info": out / "info.json"}
+    archive_runs(out, progress)
     scores = task.scores
     print(f"   scores over folds: " + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" for k, v in scores.items()
                                             if k in ("mae", "rmse", "rocauc", "fnorm", "accuracy")))

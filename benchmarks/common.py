@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Spinning OpenMP threads make 2-thread torch up to 30x slower when anything else holds a core; set
+# before torch is imported (the scripts import this module first).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 # Read-only local copy of matbench_jdft2d (see ../shared/data/matbench_jdft2d/PROVENANCE.md).
 JDFT2D = ROOT.parent / "shared" / "data" / "matbench_jdft2d" / "matbench_jdft2d.json.gz"

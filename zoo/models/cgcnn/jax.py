@@ -101,6 +101,24 @@ class MaskedBatchNorm(nn.Module):
         return centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
+class EdgeLinear(nn.Module):
+    """torch's ``fc_full`` Linear(2A + M -> 2A) applied to [v_i, v_j, u_ij] for every edge, computed as
+    v W_i (per atom) + v W_j (per atom) + u W_u + b: the same function and parameters (``kernel`` rows =
+    [centre i | neighbour j | Gaussian of r_ij]) with the atom blocks multiplied once per atom, not per edge."""
+
+    atom_fea_len: int
+    nbr_fea_len: int
+
+    @nn.compact
+    def __call__(self, v, nbr_fea, senders, receivers):
+        A, n_in = self.atom_fea_len, 2 * self.atom_fea_len + self.nbr_fea_len
+        init = _torch_linear_init(n_in)
+        kernel = self.param("kernel", init, (n_in, 2 * A))  # float32 like nn.Dense's default param_dtype
+        bias = self.param("bias", init, (2 * A,))
+        node = v @ jnp.concatenate([kernel[:A], kernel[A : 2 * A]], axis=1)  # (N, 4A)
+        return node[:, : 2 * A][receivers] + node[:, 2 * A :][senders] + nbr_fea @ kernel[2 * A :] + bias
+
+
 class ConvLayer(nn.Module):
     atom_fea_len: int
     nbr_fea_len: int
@@ -108,8 +126,7 @@ class ConvLayer(nn.Module):
     @nn.compact
     def __call__(self, v, nbr_fea, senders, receivers, node_mask, edge_mask, train: bool):
         A = self.atom_fea_len
-        z = jnp.concatenate([v[receivers], v[senders], nbr_fea], axis=1)
-        z = Linear(2 * A + self.nbr_fea_len, 2 * A, name="fc_full")(z)
+        z = EdgeLinear(A, self.nbr_fea_len, name="fc_full")(v, nbr_fea, senders, receivers)
         z = MaskedBatchNorm(2 * A, name="bn1")(z, edge_mask, train)
         filt, core = jnp.split(z, 2, axis=1)
         summed = segment_sum(jax.nn.sigmoid(filt) * softplus(core), receivers, v.shape[0])

@@ -47,7 +47,8 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         super().__init__(num_features, eps=BN_EPS, momentum=BN_MOMENTUM)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        if not self.training or mask is None:
+        # Unpadded batches (torch's collate) take torch's fused kernel: same statistics and update rule.
+        if not self.training or mask is None or bool(mask.all()):
             return super().forward(x)
         m = mask.to(x.dtype).unsqueeze(-1)
         n = m.sum()
@@ -80,8 +81,15 @@ class ConvLayer(nn.Module):
         node_mask: torch.Tensor | None,
         edge_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        z = torch.cat([v.index_select(0, receivers), v.index_select(0, senders), nbr_fea], dim=1)
-        z = self.bn1(self.fc_full(z), edge_mask)
+        # fc_full([v_i, v_j, u_ij]) computed as W_i v (per atom) + W_j v (per atom) + W_u u_ij + b: the same
+        # function as the original concatenation, but the atom blocks are multiplied once per atom instead
+        # of once per edge (12x fewer rows), which is most of the step's matrix-multiply time.
+        A = self.atom_fea_len
+        w = self.fc_full.weight  # (2A, 2A + M): columns [centre i | neighbour j | Gaussian of r_ij]
+        node = v @ torch.cat([w[:, :A], w[:, A : 2 * A]], dim=0).t()  # (N, 4A)
+        z = (node[:, : 2 * A].index_select(0, receivers) + node[:, 2 * A :].index_select(0, senders)
+             + F.linear(nbr_fea, w[:, 2 * A :], self.fc_full.bias))
+        z = self.bn1(z, edge_mask)
         filt, core = z.chunk(2, dim=1)
         summed = segment_sum(torch.sigmoid(filt) * F.softplus(core), receivers, v.shape[0])
         return F.softplus(v + self.bn2(summed, node_mask))

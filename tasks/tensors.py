@@ -103,7 +103,7 @@ def default_formula(rank: int) -> str:
 # ----------------------------------------------------------------------------------------------
 # Index symmetry from the formula (pure numpy, no e3nn needed)
 # ----------------------------------------------------------------------------------------------
-def _parse_formula(formula: str) -> tuple[str, list[tuple[tuple[int, ...], int]]]:
+def parse_formula(formula: str) -> tuple[str, list[tuple[tuple[int, ...], int]]]:
     """Base index string and the signed position permutations the formula declares.
 
     A term ``s*term`` means T[m] = s T[m o pi] with pi[q] = base.index(term[q]) for every multi-index m.
@@ -127,7 +127,7 @@ def _parse_formula(formula: str) -> tuple[str, list[tuple[tuple[int, ...], int]]
 @functools.lru_cache(maxsize=None)
 def _signed_group(formula: str) -> tuple[tuple[tuple[int, ...], int], ...]:
     """Closure of the formula's signed permutations (always contains the identity with sign +1)."""
-    base, gens = _parse_formula(formula)
+    base, gens = parse_formula(formula)
     n = len(base)
     ident = (tuple(range(n)), 1)
     group = {ident}
@@ -149,7 +149,7 @@ def _signed_group(formula: str) -> tuple[tuple[tuple[int, ...], int], ...]:
 
 
 def rank_of(formula: str) -> int:
-    return len(_parse_formula(formula)[0])
+    return len(parse_formula(formula)[0])
 
 
 @functools.lru_cache(maxsize=None)
@@ -405,7 +405,7 @@ def e3nn_jax_basis(formula: str) -> np.ndarray:
 
     import e3nn_jax
 
-    base = _parse_formula(formula)[0]
+    base = parse_formula(formula)[0]
     # Built in float64 (a scoped switch, the process-wide jax setting is left as it was).
     with jax.enable_x64(True):
         B = e3nn_jax.reduced_tensor_product_basis(formula, **{c: "1o" for c in base})

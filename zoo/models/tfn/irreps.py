@@ -356,19 +356,11 @@ def envelope_coefficients(p: int) -> tuple[float, float, float]:
 
 # ------------------------------------------------------------------------------------ Cartesian tensors
 def parse_formula(formula: str) -> tuple[str, list[tuple[int, tuple[int, ...]]]]:
-    """"ijk=ikj" → ("ijk", [(+1, (0, 2, 1))]): each relation T_base = sign * T_permuted."""
-    parts = [s.strip() for s in formula.split("=")]
-    base = parts[0]
-    if base.startswith("-") or not base.isalpha() or len(set(base)) != len(base):
-        raise ValueError(f"bad tensor formula {formula!r}: the first term must be distinct index letters, e.g. 'ij=ji'")
-    rels = []
-    for part in parts[1:]:
-        sign = -1 if part.startswith("-") else 1
-        letters = part.lstrip("-")
-        if sorted(letters) != sorted(base):
-            raise ValueError(f"bad tensor formula {formula!r}: {part!r} is not a permutation of {base!r}")
-        rels.append((sign, tuple(base.index(c) for c in letters)))
-    return base, rels
+    """"ijk=ikj" → ("ijk", [(+1, (0, 2, 1))]): each relation T_base = sign * T_permuted (parsed by tasks.tensors)."""
+    from tasks.tensors import parse_formula as _parse
+
+    base, gens = _parse(formula)
+    return base, [(sign, perm) for perm, sign in gens]
 
 
 @lru_cache(maxsize=None)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import logging
 from types import SimpleNamespace
@@ -22,10 +21,6 @@ from tasks.base import (
 )
 from tasks.spec import TargetSpec, TaskSpec
 
-HAS_PHYSICS = all(importlib.util.find_spec(m) is not None
-                  for m in ("tasks.embedded.generator", "tasks.embedded.dielectric"))
-HAS_ELASTIC = importlib.util.find_spec("tasks.embedded.elastic") is not None
-HAS_METRICS = importlib.util.find_spec("tasks.metrics") is not None
 
 
 def _structure(a: float):
@@ -59,7 +54,7 @@ TENSOR = TaskSpec(name="test_tensor", version="t1",
 def test_registry_lists_and_builds_embedded_tasks():
     names = tasks.list()
     assert {"embedded_dielectric", "embedded_dielectric_iso"} <= set(names)
-    assert ("embedded_elastic" in names) == HAS_ELASTIC
+    assert "embedded_elastic" in names
     from tasks.embedded import DEFAULT_TASK
 
     assert DEFAULT_TASK == "embedded_dielectric_iso"
@@ -268,7 +263,6 @@ def test_tensor_task_shapes_and_nan():
         t.record(0, bad)
 
 
-@pytest.mark.skipif(not HAS_METRICS, reason="tasks/metrics.py (tensor metrics) not present yet")
 def test_tensor_record_round_trip(tmp_path):
     t = ArrayTask.from_dataframe(TENSOR, _frame(20, tensor=True), seed=0, config={"score_symmetry": False})
     rng = np.random.default_rng(1)
@@ -288,7 +282,7 @@ class _FakeCatastrophe(Exception):
     pass
 
 
-def _fake_physics(with_elastic: bool):
+def _fake_physics():
     """Stand-ins for generator.py / dielectric.py / elastic.py to test the build pipeline (rejections,
     NaN elastic rows, caching, splits) independently of the physics."""
 
@@ -313,13 +307,13 @@ def _fake_physics(with_elastic: bool):
 
     return {"generate_crystals": generate_crystals, "dielectric_tensor": dielectric_tensor,
             "PolarizationCatastrophe": _FakeCatastrophe,
-            "born_elastic_tensor": born_elastic_tensor if with_elastic else None}
+            "born_elastic_tensor": born_elastic_tensor}
 
 
 def test_embedded_pipeline_rejections_cache_and_task(monkeypatch, tmp_path, caplog):
     from tasks.embedded import dataset as ds
 
-    phys = _fake_physics(with_elastic=True)
+    phys = _fake_physics()
     monkeypatch.setattr(ds, "_physics", lambda: phys)
     df = ds.build_embedded_dataset(n=40, seed=2, progress=False, workers=1, cache_directory=tmp_path)
     a = np.array([s.lattice.a for s in df["structure"]])
@@ -368,15 +362,13 @@ def test_embedded_pipeline_rejections_cache_and_task(monkeypatch, tmp_path, capl
 def test_embedded_cache_invalidated_by_version(monkeypatch, tmp_path):
     from tasks.embedded import dataset as ds
 
-    monkeypatch.setattr(ds, "_physics", lambda: _fake_physics(with_elastic=False))
-    df = ds.build_embedded_dataset(n=8, seed=0, progress=False, cache_directory=tmp_path)
-    assert "elastic" not in df.columns
+    monkeypatch.setattr(ds, "_physics", _fake_physics)
+    ds.build_embedded_dataset(n=8, seed=0, progress=False, cache_directory=tmp_path)
     p1 = ds.cache_path(8, 0, tmp_path)
     monkeypatch.setattr(ds, "DATASET_VERSION", "999")
     assert ds.cache_path(8, 0, tmp_path) != p1
 
 
-@pytest.mark.skipif(not HAS_PHYSICS, reason="tasks/embedded generator.py / dielectric.py not present yet")
 def test_embedded_dataset_deterministic_tiny(tmp_path):
     from tasks.embedded.dataset import build_embedded_dataset
 
@@ -395,7 +387,6 @@ def test_embedded_dataset_deterministic_tiny(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PHYSICS, reason="tasks/embedded generator.py / dielectric.py not present yet")
 def test_embedded_dataset_parallel_equals_serial():
     from tasks.embedded.dataset import PARALLEL_MIN, build_embedded_dataset
 
@@ -408,7 +399,6 @@ def test_embedded_dataset_parallel_equals_serial():
     assert serial.attrs["rejected"] == parallel.attrs["rejected"]
 
 
-@pytest.mark.skipif(not (HAS_PHYSICS and HAS_METRICS), reason="embedded physics or tasks/metrics.py not present yet")
 def test_embedded_dielectric_tensor_task_end_to_end(tmp_path):
     t = tasks.get("embedded_dielectric", n_crystals=30, seed=0, progress=False, workers=1,
                   cache_directory=tmp_path)

@@ -3,8 +3,7 @@
 - ``embedded_dielectric``: the (3, 3) relative permittivity tensor (rank 2, "ij=ji", dimensionless)
 - ``embedded_dielectric_iso``: its isotropic part Tr(eps)/3, a scalar -- the DEFAULT task (the README's
   main job trains and scores on it)
-- ``embedded_elastic``: the (3, 3, 3, 3) Born elastic tensor in GPa (rank 4, "ijkl=jikl=klij"),
-  registered only when ``tasks/embedded/elastic.py`` is present
+- ``embedded_elastic``: the (3, 3, 3, 3) Born elastic tensor in GPa (rank 4, "ijkl=jikl=klij")
 
 All three are 5-fold (matbench-style kfold) tasks on the same data set, ``build_embedded_dataset(n,
 seed)`` (see ``dataset.py``), with a seed-derived split that also fixes a validation subset (10 % of
@@ -22,7 +21,7 @@ from typing import Any
 
 from .. import register
 from ..spec import TargetSpec, TaskSpec
-from .dataset import DATASET_VERSION, elastic_available
+from .dataset import DATASET_VERSION
 
 VERSION = f"embedded-1.data{DATASET_VERSION}"
 DEFAULT_TASK = "embedded_dielectric_iso"
@@ -101,7 +100,6 @@ def _factory(spec: TaskSpec):
 
 register(DIELECTRIC, _factory(DIELECTRIC))
 register(DIELECTRIC_ISO, _factory(DIELECTRIC_ISO))
-if elastic_available():
-    register(ELASTIC, _factory(ELASTIC))
+register(ELASTIC, _factory(ELASTIC))
 
 __all__ = ["DEFAULT_TASK", "DIELECTRIC", "DIELECTRIC_ISO", "ELASTIC", "VERSION", "make_task"]

@@ -1,6 +1,6 @@
 """The embedded (offline, generated) data set: crystals from ``generator.generate_crystals`` labelled
-with the model dielectric tensor (``dielectric.dielectric_tensor``) and, when ``elastic.py`` is
-present, the Born elastic tensor (``elastic.born_elastic_tensor``, GPa).
+with the model dielectric tensor (``dielectric.dielectric_tensor``) and
+the Born elastic tensor (``elastic.born_elastic_tensor``, GPa).
 
 ``build_embedded_dataset(n, seed)`` returns a DataFrame indexed by id with columns
 
@@ -37,7 +37,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 DATASET_VERSION = "1"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the elastic column is always present
 COLUMNS = ("structure", "dielectric", "eps_iso", "elastic", "spacegroup", "point_group", "crystal_system")
 # Parallel labelling pays off only past a few dozen crystals (a spawned worker imports numpy,
 # pymatgen and the physics modules first, about a second).
@@ -62,28 +62,18 @@ def _module_version(modname: str) -> str | None:
     return str(getattr(importlib.import_module(modname), "VERSION", "0"))
 
 
-def elastic_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tasks.embedded.elastic") is not None
-
-
 def _physics() -> dict[str, Any]:
     """The physics functions (written in generator.py, dielectric.py, elastic.py), imported lazily."""
     from .dielectric import PolarizationCatastrophe, dielectric_tensor
+    from .elastic import born_elastic_tensor
     from .generator import generate_crystals
 
-    out: dict[str, Any] = {
+    return {
         "generate_crystals": generate_crystals,
         "dielectric_tensor": dielectric_tensor,
         "PolarizationCatastrophe": PolarizationCatastrophe,
-        "born_elastic_tensor": None,
+        "born_elastic_tensor": born_elastic_tensor,
     }
-    if elastic_available():
-        from .elastic import born_elastic_tensor
-
-        out["born_elastic_tensor"] = born_elastic_tensor
-    return out
 
 
 def dataset_key(n: int, seed: int) -> dict[str, Any]:
@@ -117,12 +107,11 @@ def _label(payload: tuple[str, dict]) -> dict[str, Any]:
     except phys["PolarizationCatastrophe"] as exc:
         return {"id": cid, "rejected": f"PolarizationCatastrophe: {exc}"}
     out: dict[str, Any] = {"id": cid, "dielectric": eps.tolist()}
-    if phys["born_elastic_tensor"] is not None:
-        try:
-            out["elastic"] = np.asarray(phys["born_elastic_tensor"](structure), dtype=np.float64).tolist()
-        except ELASTIC_ERRORS as exc:
-            out["elastic"] = None
-            out["elastic_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        out["elastic"] = np.asarray(phys["born_elastic_tensor"](structure), dtype=np.float64).tolist()
+    except ELASTIC_ERRORS as exc:
+        out["elastic"] = None
+        out["elastic_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
@@ -161,8 +150,7 @@ def _to_json(df: pd.DataFrame, key: dict[str, Any]) -> dict[str, Any]:
             "crystal_system": str(r["crystal_system"]),
         })
     attrs = {k: v for k, v in df.attrs.items()}
-    return {"format": CACHE_FORMAT, "key": key, "attrs": attrs, "has_elastic": "elastic" in df.columns,
-            "rows": rows}
+    return {"format": CACHE_FORMAT, "key": key, "attrs": attrs, "rows": rows}
 
 
 def _from_json(d: dict[str, Any]) -> pd.DataFrame:
@@ -178,15 +166,14 @@ def _from_json(d: dict[str, Any]) -> pd.DataFrame:
             "point_group": r["point_group"],
             "crystal_system": r["crystal_system"],
         }
-        if d["has_elastic"]:
-            rec["elastic"] = (np.full((3, 3, 3, 3), np.nan) if r["elastic"] is None
-                              else np.asarray(r["elastic"], dtype=np.float64))
+        rec["elastic"] = (np.full((3, 3, 3, 3), np.nan) if r["elastic"] is None
+                          else np.asarray(r["elastic"], dtype=np.float64))
         records.append(rec)
-    return _frame(records, d["attrs"], d["has_elastic"])
+    return _frame(records, d["attrs"])
 
 
-def _frame(records: list[dict[str, Any]], attrs: dict[str, Any], has_elastic: bool) -> pd.DataFrame:
-    cols = [c for c in COLUMNS if c != "elastic" or has_elastic]
+def _frame(records: list[dict[str, Any]], attrs: dict[str, Any]) -> pd.DataFrame:
+    cols = list(COLUMNS)
     if records:
         df = pd.DataFrame.from_records(records, index="id")
     else:
@@ -257,7 +244,6 @@ def build_embedded_dataset(
         raise RuntimeError(f"generate_crystals({n}, {seed}) returned duplicated ids")
     payloads = [(cid, c.structure.as_dict()) for cid, c in zip(ids, crystals)]
     labels = _label_all(payloads, workers if workers is not None else default_workers(), progress)
-    has_elastic = phys["born_elastic_tensor"] is not None
 
     records, rejected, elastic_failed = [], {}, {}
     for c, lab in zip(crystals, labels):
@@ -274,12 +260,11 @@ def build_embedded_dataset(
             "point_group": str(c.point_group),
             "crystal_system": str(c.crystal_system),
         }
-        if has_elastic:
-            if lab.get("elastic") is None:
-                elastic_failed[cid] = lab.get("elastic_error", "")
-                rec["elastic"] = np.full((3, 3, 3, 3), np.nan)
-            else:
-                rec["elastic"] = np.asarray(lab["elastic"], dtype=np.float64)
+        if lab.get("elastic") is None:
+            elastic_failed[cid] = lab.get("elastic_error", "")
+            rec["elastic"] = np.full((3, 3, 3, 3), np.nan)
+        else:
+            rec["elastic"] = np.asarray(lab["elastic"], dtype=np.float64)
         records.append(rec)
 
     attrs = {
@@ -297,7 +282,7 @@ def build_embedded_dataset(
     if elastic_failed:
         logger.warning("embedded data set: no elastic tensor for %d crystals: %s", len(elastic_failed),
                        dict(list(elastic_failed.items())[:5]))
-    df = _frame(records, attrs, has_elastic)
+    df = _frame(records, attrs)
     if cache:
         _write_cache(path, df, key)
         logger.info("embedded data set (n=%d, seed=%d): %d crystals cached in %s", n, seed, len(df), path)

@@ -55,8 +55,3 @@ def symmetrize_tensor(T: np.ndarray, ops: np.ndarray) -> np.ndarray:
     """Neumann average (1/|G|) Σ_g g·T over Cartesian point-group operations ``ops``."""
     return np.mean([rotate_tensor(T, R) for R in ops], axis=0)
 
-
-def crystal_system(structure, symprec: float = 1e-3) -> str:
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    return SpacegroupAnalyzer(structure, symprec=symprec).get_crystal_system()

@@ -384,28 +384,71 @@ def test_fused_kernels_equal_e3nn_tensor_products():
         assert [ins.path_weight for ins in tfn_jax._functional_tp(conv).instructions] == list(I.uvu_path_weights(conv))
         th, tsh, tw, ts, tr = (torch.as_tensor(a) for a in (h, sh, w, s, r))
         expect = segment_sum(ref(th[ts], tsh, tw), tr, N).numpy()
-        assert rel_err(fused(th, tsh, tw, ts, tr).numpy(), expect) <= 1e-13
+        # the fused kernel takes its weights and gives its output in its own column layouts
+        got = fused(th, tsh, tw[:, fused.weight_permutation], ts, tr)[:, fused.mid_permutation]
+        assert rel_err(got.numpy(), expect) <= 1e-13
         with jax.enable_x64(True):
             tp = tfn_jax._functional_tp(conv)
             m = jax.vmap(lambda wi, a, b: tp.left_right(wi, ej.IrrepsArray(tp.irreps_in1, a), ej.IrrepsArray(tp.irreps_in2, b)).array)(
                 jnp.asarray(w), jnp.asarray(h)[s], jnp.asarray(sh)
             )
             legacy = np.asarray(jax.ops.segment_sum(m, jnp.asarray(r), num_segments=N))
-            jfused = np.asarray(tfn_jax.fused_conv(conv, jnp.asarray(h), jnp.asarray(sh), jnp.asarray(w), jnp.asarray(s), jnp.asarray(r)))
+            jw = jnp.asarray(w[:, I.fused_weight_permutation(conv)])
+            jfused = np.asarray(tfn_jax.fused_conv(conv, jnp.asarray(h), jnp.asarray(sh), jw, jnp.asarray(s), jnp.asarray(r)))
+            jfused = jfused[:, I.fused_mid_permutation(conv)]
         assert rel_err(legacy, expect) <= 1e-13 and rel_err(jfused, expect) <= 1e-13
 
 
+@pytest.mark.parametrize("irreps_in, irreps_out", [
+    ("32x0e+8x1o+8x2e", "32x0e+16x0e+8x1o+8x2e"),
+    ("4x0e+3x1o+2x0e+5x1o+2x2e", "3x1o+6x0e+2x2o+1x1o"),  # repeated types, interleaved; 2o unreachable (zeros)
+    ("3x1o", "2x0e"),  # nothing reachable
+])
+def test_irreps_linear_equals_e3nn_linear(irreps_in, irreps_out):
+    """Our grouped linear = e3nn's o3.Linear on the same flat weight (values and gradients), also when the
+    input arrives permuted (the fused layout)."""
+    rng = np.random.default_rng(3)
+    with torch_default_dtype(torch.float64):
+        ref = o3.Linear(irreps_in, irreps_out)
+        perm = rng.permutation(ref.irreps_in.dim)
+        ours = tfn_torch.IrrepsLinear(irreps_in, irreps_out)
+        ours_p = tfn_torch.IrrepsLinear(irreps_in, irreps_out, input_columns=perm)
+    assert ours.weight.numel() == ref.weight.numel()
+    with torch.no_grad():
+        ours.weight.copy_(ref.weight)
+        ours_p.weight.copy_(ref.weight)
+    x = torch.as_tensor(rng.normal(size=(7, ref.irreps_in.dim)))
+    xp = torch.empty_like(x)
+    xp[:, perm] = x  # e3nn column c sits at position perm[c]
+    g = torch.as_tensor(rng.normal(size=(7, ref.irreps_out.dim)))
+    outs = []
+    for mod, inp in ((ref, x), (ours, x), (ours_p, xp)):
+        y = mod(inp)
+        grad = torch.autograd.grad((y * g).sum(), mod.weight)[0] if mod.weight.numel() else mod.weight
+        outs.append((y.detach().numpy(), grad.detach().numpy()))
+    for y, grad in outs[1:]:
+        assert np.abs(y - outs[0][0]).max() <= 1e-13 * max(1.0, np.abs(outs[0][0]).max())
+        assert grad.shape == outs[0][1].shape and np.all(np.abs(grad - outs[0][1]) <= 1e-13 * max(1.0, np.abs(outs[0][1]).max(initial=0.0)))
+
+
 def test_model_output_does_not_depend_on_the_kernel():
+    """Fused and library kernels give the same model in both backends (the fused ones permute the radial
+    MLP's outputs and lin2's inputs, so this also checks those permutations against the libraries')."""
     graphs, _, _ = variants()
     b = to_torch(collate(graphs[:2]), dtype=torch.float64)
+    state = torch_run("piezo", "float64")["state"]
     outs = []
     for impl in ("fused", "e3nn"):
         cfg = config_for("piezo", tp_impl=impl)
         with torch_default_dtype(torch.float64):
             model = tfn_torch.Model(cfg)
-        model.load_state_dict({k: torch.as_tensor(v) for k, v in torch_run("piezo", "float64")["state"].items()})
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         outs.append(model(b).detach().numpy())
-    assert rel_err(outs[0], outs[1]) <= 1e-12
+        with jax.enable_x64(True):
+            jb = to_jax(pad_batch(collate(graphs[:2])), dtype=jnp.float64)
+            outs.append(np.asarray(tfn_jax.Model(cfg).apply(tfn_jax.from_torch_state_dict(state, cfg), jb))[:2])
+    for o in outs[1:]:
+        assert rel_err(o, outs[0]) <= 1e-12
     assert rel_err(outs[0], torch_run("piezo", "float64")["out"][:2]) <= 1e-12
 
 

@@ -225,6 +225,17 @@ def fused_mid_permutation(conv: "ConvPlan") -> np.ndarray:
     return perm
 
 
+def fused_weight_permutation(conv: "ConvPlan") -> np.ndarray:
+    """Columns of e3nn's per-edge weight vector (per path: mul_in channels) in the fused layout (per
+    chunk: channel major, then its paths), ``w_fused = w[:, perm]``: a chunk's weights are then one
+    (E·mul, P) matrix that a single product with the 0/1 path → component map expands."""
+    perm = []
+    for ch in fused_chunks(conv):
+        P = len(ch.paths)
+        perm += [ch.w_start + q * ch.mul + u for u in range(ch.mul) for q in range(P)]
+    return np.asarray(perm, dtype=np.int64)
+
+
 def fused_chunks(conv: "ConvPlan") -> tuple[FusedChunk, ...]:
     pws = uvu_path_weights(conv)
     out, w_start, last_k = [], 0, -1
@@ -243,6 +254,84 @@ def fused_chunks(conv: "ConvPlan") -> tuple[FusedChunk, ...]:
             out.append(FusedChunk(i, mul, l1, tuple(paths), w_start))
             w_start += mul * len(paths)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class LinearGroup:
+    """All paths of an equivariant linear map between chunks of one irrep type (l, p), as ONE matmul.
+
+    ``x[:, in_cols]`` reshaped to (N·(2l+1), Σ mul_in) times ``flat_weight[w_index] * path_weight``
+    (Σ mul_in, Σ mul_out) gives the type's outputs, reshaped (N, 2l+1, Σ mul_out).
+    """
+
+    l: int
+    p: int
+    in_cols: np.ndarray  # (2l+1)·Σ mul_in input columns, component-major then channel
+    w_index: np.ndarray  # (Σ mul_in, Σ mul_out) positions in the flat weight vector
+    path_weight: float  # e3nn "element" normalisation: 1/sqrt(Σ mul_in of this type)
+
+
+@dataclass(frozen=True)
+class LinearPlan:
+    """e3nn's ``o3.Linear(irreps_in, irreps_out)`` (no biases, path_normalization="element") regrouped.
+
+    The flat weight vector is e3nn's (and e3nn-jax's ``FunctionalLinear``'s): one (mul_in, mul_out)
+    block per pair of chunks with equal irreps, input chunk major. e3nn applies one small product per
+    block; here every irrep type is one product (``groups``), and ``out_perm`` puts the concatenated
+    group outputs (each flattened (2l+1, Σ mul_out)) back in e3nn's layout (per chunk: channel major,
+    then 2l+1); it points at column ``n_group_cols`` (a zero column) for outputs no input can reach.
+    """
+
+    numel: int
+    groups: tuple[LinearGroup, ...]
+    out_perm: np.ndarray
+    n_group_cols: int
+
+    @property
+    def needs_zero_column(self) -> bool:
+        return bool((self.out_perm == self.n_group_cols).any())
+
+
+def linear_plan(irreps_in: IrrepsLike, irreps_out: IrrepsLike) -> LinearPlan:
+    irreps_in, irreps_out = parse_irreps(irreps_in), parse_irreps(irreps_out)
+    sl_in, sl_out = irreps_slices(irreps_in), irreps_slices(irreps_out)
+    # e3nn's flat layout: instructions (i_in, i_out) for i_in, for i_out of equal irreps, each (mul_in, mul_out)
+    offsets, n = {}, 0
+    for i, (m1, l1, p1) in enumerate(irreps_in):
+        for o, (m2, l2, p2) in enumerate(irreps_out):
+            if (l1, p1) == (l2, p2):
+                offsets[(i, o)] = n
+                n += m1 * m2
+    groups, out_cols, col = [], {}, 0
+    types = []
+    for _, l, p in irreps_out:
+        if (l, p) not in types:
+            types.append((l, p))
+    for l, p in types:
+        ins = [i for i, (m, l1, p1) in enumerate(irreps_in) if (l1, p1) == (l, p) and m > 0]
+        outs = [o for o, (m, l2, p2) in enumerate(irreps_out) if (l2, p2) == (l, p) and m > 0]
+        if not ins or not outs:
+            continue
+        d = 2 * l + 1
+        in_cols = np.array([sl_in[i].start + u * d + c for c in range(d) for i in ins for u in range(irreps_in[i][0])], dtype=np.int64)
+        rows = []
+        for i in ins:
+            m1 = irreps_in[i][0]
+            blocks = [offsets[(i, o)] + np.arange(m1 * irreps_out[o][0]).reshape(m1, irreps_out[o][0]) for o in outs]
+            rows.append(np.concatenate(blocks, axis=1))
+        w_index = np.concatenate(rows, axis=0)
+        n_out = w_index.shape[1]
+        w0 = 0
+        for o in outs:
+            m2 = irreps_out[o][0]
+            for w in range(m2):
+                for c in range(d):
+                    out_cols[sl_out[o].start + w * d + c] = col + c * n_out + w0 + w
+            w0 += m2
+        groups.append(LinearGroup(l, p, in_cols, w_index, 1.0 / math.sqrt(sum(irreps_in[i][0] for i in ins))))
+        col += d * n_out
+    out_perm = np.array([out_cols.get(c, col) for c in range(irreps_dim(irreps_out))], dtype=np.int64)
+    return LinearPlan(n, tuple(groups), out_perm, col)
 
 
 def gate_plan(hidden: IrrepsLike, irreps_in: IrrepsLike, irreps_sh: IrrepsLike) -> GatePlan:

@@ -62,7 +62,7 @@ def _functional_tp(conv: _ir.ConvPlan) -> FunctionalTensorProduct:
 
 @lru_cache(maxsize=None)
 def _fused_tables(conv: _ir.ConvPlan):
-    """(chunks, C (d_sh, Σ d1*K) float64 for all chunks, per-chunk path expansion matrices, mid permutation)."""
+    """(chunks, C (d_sh, Σ d1*K) float64 for all chunks, per-chunk path expansion matrices)."""
     cg = lambda l1, l2, l3: np.asarray(ej.clebsch_gordan(l1, l2, l3), dtype=np.float64)  # noqa: E731
     chunks = _ir.fused_chunks(conv)
     Cs, Xs = [], []
@@ -72,26 +72,30 @@ def _fused_tables(conv: _ir.ConvPlan):
         X = np.zeros((len(ch.paths), ch.K))
         X[pidx, np.arange(ch.K)] = 1.0
         Xs.append(X)
-    return chunks, np.concatenate(Cs, axis=1), tuple(Xs), _ir.fused_mid_permutation(conv)
+    return chunks, np.concatenate(Cs, axis=1), tuple(Xs)
 
 
 def fused_conv(conv: _ir.ConvPlan, h, sh, w, senders, receivers) -> jax.Array:
-    """Σ over incoming edges of the "uvu" tensor product, as ``torch.FusedTP`` (same function as e3nn's)."""
+    """Σ over incoming edges of the "uvu" tensor product, as ``torch.FusedTP``: ``w`` and the result in the
+    fused column layouts (``irreps.fused_weight_permutation`` / ``fused_mid_permutation``)."""
     E, N = sh.shape[0], h.shape[0]
-    chunks, C, Xs, perm = _fused_tables(conv)
+    chunks, C, Xs = _fused_tables(conv)
     in_sl = _ir.irreps_slices(conv.irreps_in)
     T_all = sh @ jnp.asarray(C, dtype=h.dtype)
     agg, t0 = [], 0
     for ch, X in zip(chunks, Xs):
         d1, K, P = 2 * ch.l_in + 1, ch.K, len(ch.paths)
-        x = h[:, in_sl[ch.i_in]][senders].reshape(E, ch.mul, d1)
-        T = T_all[:, t0 : t0 + d1 * K].reshape(E, d1, K)
+        X = jnp.asarray(X, dtype=h.dtype)
+        x = h[:, in_sl[ch.i_in]][senders]
+        T = T_all[:, t0 : t0 + d1 * K]
         t0 += d1 * K
-        o = x * T if d1 == 1 else jnp.einsum("eua,eak->euk", x, T)
-        wi = w[:, ch.w_start : ch.w_start + ch.mul * P].reshape(E, P, ch.mul)
-        o = o * jnp.einsum("epu,pk->euk", wi, jnp.asarray(X, dtype=h.dtype))
+        wi = w[:, ch.w_start : ch.w_start + ch.mul * P].reshape(E, ch.mul, P)
+        if d1 == 1:
+            o = ((wi * x[:, :, None]) @ X) * T[:, None, :]
+        else:
+            o = jnp.einsum("eua,eak->euk", x.reshape(E, ch.mul, d1), T.reshape(E, d1, K)) * (wi @ X)
         agg.append(segment_sum(o.reshape(E, -1), receivers, N))
-    return jnp.concatenate(agg, axis=1)[:, perm]
+    return jnp.concatenate(agg, axis=1)
 
 
 class Embedding(nn.Module):
@@ -116,6 +120,9 @@ class Linear(nn.Module):
 
     irreps_in: str
     irreps_out: str
+    # the input arrives permuted (e3nn column c at position input_columns[c]; the fused convolution's
+    # layout): the rows of the assembled matrix are permuted instead, a few hundred numbers
+    input_columns: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -127,11 +134,14 @@ class Linear(nn.Module):
             d = lin.irreps_in[ins.i_in].ir.dim
             block = ins.path_weight * jnp.einsum("uw,mn->umwn", wi, jnp.eye(d, dtype=x.dtype)).reshape(wi.shape[0] * d, wi.shape[1] * d)
             W = W.at[sl_in[ins.i_in], sl_out[ins.i_out]].add(block)
+        if self.input_columns is not None:
+            W = jnp.zeros_like(W).at[np.asarray(self.input_columns)].set(W)
         return x @ W
 
 
 class RadialMLP(nn.Module):
     sizes: tuple[int, ...]
+    out_permutation: tuple[int, ...] | None = None  # outputs in the fused layout: permute the last weight's columns
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
@@ -139,6 +149,8 @@ class RadialMLP(nn.Module):
         c = _ir.second_moment_scale("silu")
         for k in range(n):
             w = self.param(f"w{k}", _normal, (self.sizes[k], self.sizes[k + 1]), jnp.float32).astype(h.dtype)
+            if k == n - 1 and self.out_permutation is not None:
+                w = w[:, np.asarray(self.out_permutation)]
             h = (h @ w) * (1.0 / math.sqrt(self.sizes[k]))
             if k < n - 1:
                 h = c * jax.nn.silu(h)
@@ -176,8 +188,12 @@ class Interaction(nn.Module):
         f = _ir.format_irreps
         self.lin1 = Linear(f(conv.irreps_in), f(conv.irreps_in))
         cfg = self.config
-        self.radial = RadialMLP((cfg.n_basis,) + (cfg.radial_hidden,) * cfg.radial_layers + (conv.weight_numel,))
-        self.lin2 = Linear(f(conv.irreps_mid), f(conv.irreps_out))
+        fused = cfg.tp_impl in ("fused", "auto")
+        sizes = (cfg.n_basis,) + (cfg.radial_hidden,) * cfg.radial_layers + (conv.weight_numel,)
+        wperm = tuple(int(i) for i in _ir.fused_weight_permutation(conv)) if fused else None
+        mperm = tuple(int(i) for i in _ir.fused_mid_permutation(conv)) if fused else None
+        self.radial = RadialMLP(sizes, wperm)
+        self.lin2 = Linear(f(conv.irreps_mid), f(conv.irreps_out), mperm)
         self.sc = Linear(f(conv.irreps_in), f(conv.irreps_out))
 
     def __call__(self, x, edge_attr, edge_basis, senders, receivers) -> jax.Array:
@@ -185,7 +201,7 @@ class Interaction(nn.Module):
         s = self.sc(x)
         h = self.lin1(x)
         w = self.radial(edge_basis)
-        if self.config.tp_impl == "fused":  # "auto": e3nn-jax's, which XLA fuses better on CPU
+        if self.config.tp_impl in ("fused", "auto"):
             a = fused_conv(conv, h, edge_attr, w, senders, receivers)
         else:
             tp = _functional_tp(conv)

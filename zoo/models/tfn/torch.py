@@ -67,14 +67,18 @@ class FusedTP(nn.Module):
     The same function and weight layout as ``o3.TensorProduct`` on the plan's instructions followed by
     a scatter-sum (tested), organised for speed (``irreps.FusedChunk``): all paths of an input chunk are
     two contractions (Y·C, then x·(Y·C)) instead of one einsum per path; each chunk is gathered from its
-    (small, per-atom) slice of the input and summed onto the atoms before the columns are put in
-    e3nn's ``irreps_mid`` order, so no (edges × features) tensor is sliced or concatenated.
+    (small, per-atom) slice of the input and summed onto the atoms. The per-edge weights must come in
+    the fused layout (``weight_permutation``; the radial MLP permutes its last layer's columns, which is
+    free) and the output is in the fused layout (``mid_permutation``, folded into lin2's gather), so no
+    (edges × features) tensor is sliced, permuted or concatenated.
     """
 
     def __init__(self, conv: _ir.ConvPlan) -> None:
         super().__init__()
         self.chunks = _ir.fused_chunks(conv)
         self.weight_numel = conv.weight_numel
+        self.weight_permutation = _ir.fused_weight_permutation(conv)
+        self.mid_permutation = _ir.fused_mid_permutation(conv)
         cg = lambda l1, l2, l3: o3.wigner_3j(l1, l2, l3, dtype=torch.float64).numpy()  # noqa: E731
         self.in_sizes = [mul * (2 * l + 1) for mul, l, _ in conv.irreps_in]
         self.w_sizes = [ch.mul * len(ch.paths) for ch in self.chunks]
@@ -88,9 +92,9 @@ class FusedTP(nn.Module):
             self.register_buffer(f"X{n}", torch.from_numpy(expand).to(dt), persistent=False)
         self.t_sizes = [c.shape[1] for c in Cs]
         self.register_buffer("C", torch.from_numpy(np.concatenate(Cs, axis=1)).to(dt), persistent=False)
-        self.register_buffer("perm", torch.from_numpy(_ir.fused_mid_permutation(conv)), persistent=False)
 
     def forward(self, h, sh, w, senders, receivers) -> torch.Tensor:
+        """h (N, irreps_in), sh (E, irreps_sh), w (E, weight_numel) fused layout → (N, irreps_mid) fused layout."""
         E, N = sh.shape[0], h.shape[0]
         hs = torch.split(h, self.in_sizes, dim=1)
         ws = torch.split(w, self.w_sizes, dim=1)
@@ -98,29 +102,92 @@ class FusedTP(nn.Module):
         agg = []
         for n, ch in enumerate(self.chunks):
             d1, K, P = 2 * ch.l_in + 1, ch.K, len(ch.paths)
-            x = hs[ch.i_in].index_select(0, senders).reshape(E, ch.mul, d1)
-            T = Ts[n].reshape(E, d1, K)
-            o = x * T if d1 == 1 else torch.bmm(x, T)  # scalars: an outer product, not a batched matmul
-            o = o * (ws[n].reshape(E, P, ch.mul).transpose(1, 2) @ getattr(self, f"X{n}"))
+            X = getattr(self, f"X{n}")
+            x = hs[ch.i_in].index_select(0, senders)
+            if d1 == 1:
+                # scalars: weight the (E, mul) input per path first, then one (E, mul, K) product with Y·C
+                xw = ws[n].reshape(E, ch.mul, P) * x[:, :, None]
+                o = (xw.reshape(E * ch.mul, P) @ X).reshape(E, ch.mul, K) * Ts[n][:, None, :]
+            else:
+                o = torch.bmm(x.reshape(E, ch.mul, d1), Ts[n].reshape(E, d1, K))
+                o = o * (ws[n].reshape(E * ch.mul, P) @ X).reshape(E, ch.mul, K)
             agg.append(segment_sum(o.reshape(E, -1), receivers, N))
-        return torch.cat(agg, dim=1).index_select(1, self.perm)
+        return torch.cat(agg, dim=1)
+
+
+class IrrepsLinear(nn.Module):
+    """e3nn's ``o3.Linear`` (no biases): the same function of the same flat ``weight``, one matmul per
+    irrep type (``irreps.linear_plan``) instead of one per pair of chunks, which is what a crystal batch
+    (a few hundred atoms) pays for: e3nn's version costs ~30 small products per layer for a few µs each.
+
+    ``input_columns`` (optional): the input arrives permuted, e3nn column c at position input_columns[c]
+    (the fused tensor product's layout); it is folded into the gather, so no permuted copy is made.
+    """
+
+    def __init__(self, irreps_in, irreps_out, input_columns: np.ndarray | None = None) -> None:
+        super().__init__()
+        plan = _ir.linear_plan(irreps_in, irreps_out)
+        self.irreps_in, self.irreps_out = _e3(irreps_in), _e3(irreps_out)  # metadata, as e3nn's (unused in forward)
+        self.weight = nn.Parameter(torch.randn(plan.numel))
+        # The gather takes every irrep type of the input (first-appearance order), so that linears of
+        # the same input (sc, lin1) share it; a group reads its type's block of the gathered columns.
+        types = list(dict.fromkeys((l, p) for mul, l, p in _ir.parse_irreps(irreps_in) if mul > 0))
+        cols, offset = [], {}
+        for l, p in types:
+            c = np.array([i for g in _ir.linear_plan(irreps_in, f"1x{_ir.ir_str(l, p)}").groups for i in g.in_cols], dtype=np.int64)
+            offset[(l, p)] = sum(len(x) for x in cols)
+            cols.append(c)
+        self.dims = [(offset[(g.l, g.p)], 2 * g.l + 1, g.w_index.shape[0], g.w_index.shape[1], g.path_weight) for g in plan.groups]
+        cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        if input_columns is not None:
+            cols = np.asarray(input_columns)[cols]
+        self.register_buffer("in_cols", torch.from_numpy(cols), persistent=False)
+        for n, g in enumerate(plan.groups):
+            self.register_buffer(f"w_index{n}", torch.from_numpy(g.w_index), persistent=False)
+        self.register_buffer("out_perm", torch.from_numpy(plan.out_perm), persistent=False)
+        self.zero_column = plan.needs_zero_column
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """The input columns of every group, once: several linears of the same input can share it."""
+        return x.index_select(1, self.in_cols)
+
+    def apply_gathered(self, xg: torch.Tensor) -> torch.Tensor:
+        n = xg.shape[0]
+        outs = []
+        for k, (start, d, m_in, m_out, pw) in enumerate(self.dims):
+            xk = xg[:, start : start + d * m_in].reshape(n * d, m_in)
+            W = self.weight[getattr(self, f"w_index{k}")] * pw
+            outs.append((xk @ W).reshape(n, d * m_out))
+        if self.zero_column or not outs:
+            outs.append(xg.new_zeros(n, 1))
+        return torch.cat(outs, dim=1).index_select(1, self.out_perm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply_gathered(self.gather(x))
 
 
 class RadialMLP(nn.Module):
     """Distance basis → per-edge tensor-product weights: bias-free, N(0,1) weights scaled by 1/sqrt(fan_in)
     in the forward pass, silu rescaled to unit second moment (as e3nn's FullyConnectedNet)."""
 
-    def __init__(self, sizes: tuple[int, ...]) -> None:
+    def __init__(self, sizes: tuple[int, ...], out_permutation: np.ndarray | None = None) -> None:
         super().__init__()
         self.sizes = tuple(int(s) for s in sizes)
         for k in range(len(self.sizes) - 1):
             setattr(self, f"w{k}", nn.Parameter(torch.randn(self.sizes[k], self.sizes[k + 1])))
         self.act_scale = _ir.second_moment_scale("silu")
+        # outputs in another column order (the fused tensor product's): permute the last weight's columns
+        # (a few thousand numbers), not the (edges × outputs) result
+        perm = None if out_permutation is None else torch.from_numpy(np.asarray(out_permutation, dtype=np.int64))
+        self.register_buffer("out_perm", perm, persistent=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         n = len(self.sizes) - 1
         for k in range(n):
-            h = (h @ getattr(self, f"w{k}")) * (1.0 / math.sqrt(self.sizes[k]))
+            w = getattr(self, f"w{k}")
+            if k == n - 1 and self.out_perm is not None:
+                w = w.index_select(1, self.out_perm)
+            h = (h @ w) * (1.0 / math.sqrt(self.sizes[k]))
             if k < n - 1:
                 h = self.act_scale * F.silu(h)
         return h
@@ -165,8 +232,9 @@ class Interaction(nn.Module):
         super().__init__()
         conv = plan.conv
         ir_in, ir_sh, ir_mid, ir_out = _e3(conv.irreps_in), _e3(conv.irreps_sh), _e3(conv.irreps_mid), _e3(conv.irreps_out)
-        self.lin1 = o3.Linear(ir_in, ir_in)
-        if config.tp_impl in ("fused", "auto"):
+        self.lin1 = IrrepsLinear(conv.irreps_in, conv.irreps_in)
+        fused = config.tp_impl in ("fused", "auto")
+        if fused:
             self.tp = FusedTP(conv)
         else:
             self.tp = o3.TensorProduct(
@@ -179,25 +247,26 @@ class Interaction(nn.Module):
                 irrep_normalization="component",
                 path_normalization="element",
             )
-        self.radial = RadialMLP((config.n_basis,) + (config.radial_hidden,) * config.radial_layers + (self.tp.weight_numel,))
-        self.lin2 = o3.Linear(ir_mid, ir_out)
-        self.sc = o3.Linear(ir_in, ir_out)
+        sizes = (config.n_basis,) + (config.radial_hidden,) * config.radial_layers + (self.tp.weight_numel,)
+        self.radial = RadialMLP(sizes, self.tp.weight_permutation if fused else None)
+        self.lin2 = IrrepsLinear(conv.irreps_mid, conv.irreps_out, self.tp.mid_permutation if fused else None)
+        self.sc = IrrepsLinear(conv.irreps_in, conv.irreps_out)
         self.gate = Gate(plan.gate) if plan.gate is not None else None
         self.register_buffer("res_src", torch.tensor(plan.residual_src, dtype=torch.long), persistent=False)
         self.register_buffer("res_dst", torch.tensor(plan.residual_dst, dtype=torch.long), persistent=False)
         self.has_residual = len(plan.residual_src) > 0
-        self.msg_scale = config.message_scale
+        self.conv_scale = _ir.MIX_CONV * config.message_scale  # both scale the (linear) lin2(Σ messages)
 
     def forward(self, x, edge_attr, edge_basis, senders, receivers) -> torch.Tensor:
-        s = self.sc(x)
-        h = self.lin1(x)
+        xg = self.sc.gather(x)  # sc and lin1 read the same columns of x
+        s = self.sc.apply_gathered(xg)
+        h = self.lin1.apply_gathered(xg)
         w = self.radial(edge_basis)
         if isinstance(self.tp, FusedTP):
             a = self.tp(h, edge_attr, w, senders, receivers)
         else:
             a = segment_sum(self.tp(h[senders], edge_attr, w), receivers, x.shape[0])
-        a = a * self.msg_scale
-        y = _ir.MIX_SC * s + _ir.MIX_CONV * self.lin2(a)
+        y = _ir.MIX_SC * s + self.conv_scale * self.lin2(a)
         if self.gate is not None:
             y = self.gate(y)
         if self.has_residual:

@@ -2,7 +2,7 @@
 side by side with e3nn's reference network ``e3nn.nn.models.gate_points_2101.Network``.
 
     .venv/bin/python benchmarks/tfn_throughput.py [--epochs 4] [--batch-size 32] [--limit N]
-        [--models torch,compile,jax,e3nn] [--device auto|cpu|cuda] [--ref-mul 32] [--profile-steps 5]
+        [--models torch,compile,jax,e3nn] [--device auto|cpu|cuda] [--ref-mul equal|N] [--profile-steps 5]
 
 Every model trains on the same periodic graphs (every neighbour within 5 Å, ``TFNConfig().graph_spec()``),
 with an MSE loss on the standardised exfoliation energy and Adam, in float32. A step = batching (collate,
@@ -15,15 +15,16 @@ Models:
   layers + read-out, 8 Bessel functions, radial MLP 2x64), eager;
 - ``compile``: the same module through ``torch.compile(dynamic=True)`` (first epoch includes compilation);
 - ``jax``: zoo.models.tfn.jax, one jitted train step per padded shape bucket (``pad_batch``);
-- ``e3nn``: ``gate_points_2101.Network`` with multiplicity ``--ref-mul`` (32) for every irrep
+- ``e3nn``: ``gate_points_2101.Network`` with multiplicity ``--ref-mul`` for every irrep
   0e,0o,1e,1o,2e,2o, lmax 2, 3 gated layers, 8 Gaussians, radial MLP 2x64, fed OUR periodic edges:
   its forward builds a non-periodic radius graph itself (``radius_graph``, which would also need
   pyg-lib in its fast path), so a subclass replaces only that part and calls its layers with our
   ``senders``/``receivers``/edge vectors. Species enter through the same nn.Embedding(101, 32) as ours
   (as its ``irreps_in`` "32x0e"); node attributes are the constant "0e". Both pool with a mean.
 
-The parameter counts of both networks are reported (with ``--ref-mul 32`` the reference is the
-larger one; ``--ref-mul`` lets you compare at equal size). Each model runs in its own subprocess, so
+The parameter counts of both networks are reported. ``--ref-mul equal`` (default) picks the
+multiplicity whose parameter count is closest to ours (13 for the default config: 85.9k vs 85.1k);
+``--ref-mul 32`` is the size the issue quotes. Each model runs in its own subprocess, so
 its peak memory is its own: ``torch.cuda.max_memory_allocated`` / JAX ``peak_bytes_in_use`` on GPU,
 peak resident set size (ru_maxrss) on CPU. After timing, ``--profile-steps`` steps of the torch models
 run under ``torch.profiler`` and the top operators by self time are stored ("where the time goes").
@@ -193,6 +194,35 @@ def reference_model(config, mul: int):
     return PeriodicGatePoints()
 
 
+def reference_n_params(config, mul: int) -> int:
+    return sum(p.numel() for p in reference_model(config, mul).parameters())
+
+
+def equal_size_multiplicity(config) -> int:
+    """The reference multiplicity whose parameter count is closest to our model's (the count grows with mul)."""
+    from zoo.models.tfn import n_parameters
+
+    ours, best = n_parameters(config), None
+    for mul in range(1, 129):
+        n = reference_n_params(config, mul)
+        if best is None or abs(n - ours) < abs(best[1] - ours):
+            best = (mul, n)
+        if n > ours:
+            break
+    return best[0]
+
+
+def equal_size_multiplicity_subprocess(config) -> int:
+    """``equal_size_multiplicity`` in a child process: building torch modules here would start this process's
+    OpenMP threads, which with OMP_WAIT_POLICY=ACTIVE then spin on the cores the timed workers need."""
+    from zoo.models import config_to_dict
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.tfn_throughput import equal_size_multiplicity; "
+            "from zoo.models.tfn import TFNConfig; print(equal_size_multiplicity(TFNConfig(**json.loads(sys.argv[2]))))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT), json.dumps(config_to_dict(config))], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def run_torch_family(name, graphs, y, plan, args, config, device):
     import torch
 
@@ -203,7 +233,7 @@ def run_torch_family(name, graphs, y, plan, args, config, device):
     base_rss = rss_mb()
     t0 = time.perf_counter()
     if name == "e3nn":
-        model = reference_model(config, args.ref_mul)
+        model = reference_model(config, int(args.ref_mul))
     else:
         from zoo.models.tfn.torch import Model
 
@@ -356,7 +386,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="use only the first N structures (smoke test)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (jax uses its default backend)")
-    p.add_argument("--ref-mul", type=int, default=32, help="multiplicity of every irrep in the e3nn reference")
+    p.add_argument("--ref-mul", default="equal",
+                   help="multiplicity of every irrep in the e3nn reference, or 'equal' (default): the one whose "
+                        "parameter count is closest to ours")
     p.add_argument("--hidden-irreps", default=None, help="override our hidden irreps (default: TFNConfig's)")
     p.add_argument("--profile-steps", type=int, default=5, help="training steps profiled per torch model (0: none)")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -395,6 +427,9 @@ def main(argv=None) -> int:
     y = y[keep]
     y = ((y - y.mean()) / y.std()).astype(np.float32)  # standardised: the loss scale does not matter here
     config = dataclasses.replace(config, avg_num_neighbors=estimate_avg_num_neighbors(graphs))
+    if args.ref_mul == "equal":
+        args.ref_mul = equal_size_multiplicity_subprocess(config)
+    args.ref_mul = int(args.ref_mul)
     stats = {
         "atoms_per_structure_mean": float(np.mean([g.n_nodes for g in graphs])),
         "edges_per_structure_mean": float(np.mean([g.n_edges for g in graphs])),
@@ -444,6 +479,9 @@ def main(argv=None) -> int:
         "reference": {"class": "e3nn.nn.models.gate_points_2101.Network", "mul": args.ref_mul, "lmax": config.lmax, "layers": config.n_layers},
         "ratios": ratios,
         "targets": {"torch_over_e3nn_reference": 2.0, "jax_over_torch_eager": 1.3},
+        # libgomp's barrier policy changes torch eager on 2 cores by ~1.5x (threads spin or sleep between
+        # the many small kernels); every model of one report runs under the same one
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "machine": machine_info(),
         "results": results,
     }

@@ -292,9 +292,23 @@ class LinearPlan:
         return bool((self.out_perm == self.n_group_cols).any())
 
 
+def type_columns(irreps: IrrepsLike) -> dict[tuple[int, int], np.ndarray]:
+    """{(l, p): columns of all chunks of that irrep type}, types in order of first appearance; a type's
+    columns are component major, then channel over its chunks in order, so ``x[:, cols]`` reshapes to
+    (N, 2l+1, Σ mul) — the layout in which one matmul mixes every chunk of the type."""
+    irreps = parse_irreps(irreps)
+    sl = irreps_slices(irreps)
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for l, p in dict.fromkeys((l, p) for mul, l, p in irreps if mul > 0):
+        chunks = [i for i, (m, l1, p1) in enumerate(irreps) if (l1, p1) == (l, p) and m > 0]
+        d = 2 * l + 1
+        out[(l, p)] = np.array([sl[i].start + u * d + c for c in range(d) for i in chunks for u in range(irreps[i][0])], dtype=np.int64)
+    return out
+
+
 def linear_plan(irreps_in: IrrepsLike, irreps_out: IrrepsLike) -> LinearPlan:
     irreps_in, irreps_out = parse_irreps(irreps_in), parse_irreps(irreps_out)
-    sl_in, sl_out = irreps_slices(irreps_in), irreps_slices(irreps_out)
+    sl_out = irreps_slices(irreps_out)
     # e3nn's flat layout: instructions (i_in, i_out) for i_in, for i_out of equal irreps, each (mul_in, mul_out)
     offsets, n = {}, 0
     for i, (m1, l1, p1) in enumerate(irreps_in):
@@ -303,17 +317,14 @@ def linear_plan(irreps_in: IrrepsLike, irreps_out: IrrepsLike) -> LinearPlan:
                 offsets[(i, o)] = n
                 n += m1 * m2
     groups, out_cols, col = [], {}, 0
-    types = []
-    for _, l, p in irreps_out:
-        if (l, p) not in types:
-            types.append((l, p))
-    for l, p in types:
+    in_types = type_columns(irreps_in)
+    for l, p in dict.fromkeys((l, p) for _, l, p in irreps_out):
         ins = [i for i, (m, l1, p1) in enumerate(irreps_in) if (l1, p1) == (l, p) and m > 0]
         outs = [o for o, (m, l2, p2) in enumerate(irreps_out) if (l2, p2) == (l, p) and m > 0]
         if not ins or not outs:
             continue
         d = 2 * l + 1
-        in_cols = np.array([sl_in[i].start + u * d + c for c in range(d) for i in ins for u in range(irreps_in[i][0])], dtype=np.int64)
+        in_cols = in_types[(l, p)]
         rows = []
         for i in ins:
             m1 = irreps_in[i][0]

@@ -131,11 +131,9 @@ class IrrepsLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(plan.numel))
         # The gather takes every irrep type of the input (first-appearance order), so that linears of
         # the same input (sc, lin1) share it; a group reads its type's block of the gathered columns.
-        types = list(dict.fromkeys((l, p) for mul, l, p in _ir.parse_irreps(irreps_in) if mul > 0))
         cols, offset = [], {}
-        for l, p in types:
-            c = np.array([i for g in _ir.linear_plan(irreps_in, f"1x{_ir.ir_str(l, p)}").groups for i in g.in_cols], dtype=np.int64)
-            offset[(l, p)] = sum(len(x) for x in cols)
+        for t, c in _ir.type_columns(irreps_in).items():
+            offset[t] = sum(len(x) for x in cols)
             cols.append(c)
         self.dims = [(offset[(g.l, g.p)], 2 * g.l + 1, g.w_index.shape[0], g.w_index.shape[1], g.path_weight) for g in plan.groups]
         cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)

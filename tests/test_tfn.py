@@ -452,6 +452,40 @@ def test_model_output_does_not_depend_on_the_kernel():
     assert rel_err(outs[0], torch_run("piezo", "float64")["out"][:2]) <= 1e-12
 
 
+@pytest.mark.parametrize("target, spacegroup, species, coords", [
+    ("piezo", "F-43m", ["Zn", "S"], [[0, 0, 0], [0.25, 0.25, 0.25]]),  # zinc blende: every site -43m, e14 only
+    ("elastic", "Fm-3m", ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),  # rock salt: every site m-3m
+])
+def test_readout_reaches_the_site_symmetry_invariants(target, spacegroup, species, coords):
+    """At a site of cubic symmetry every l = 1, 2 feature vanishes (no invariant of Td / Oh there), so a
+    read-out with harmonics l <= 2 cannot give the 3o part of a piezoelectric tensor (the only part -43m
+    allows) or the cubic anisotropy (4e) of an elastic tensor: the prediction is exactly 0 resp. isotropic.
+    With the default read-out (harmonics up to the output's l) it is not, and it keeps the crystal's symmetry."""
+    from tasks.metrics import symmetry_violation
+    from zoo.symmetry import cartesian_point_group
+
+    s = Structure.from_spacegroup(spacegroup, Lattice.cubic(5.0), species, coords)
+    b = to_torch(collate([build_graph(s, config_for(target).graph_spec())]), dtype=torch.float64)
+    ops = cartesian_point_group(s)
+    outs = {}
+    for readout_lmax in (2, None):
+        torch.manual_seed(0)
+        with torch_default_dtype(torch.float64):
+            model = tfn_torch.Model(config_for(target, readout_lmax=readout_lmax))
+        outs[readout_lmax] = model(b).detach().numpy()[0]
+    if target == "piezo":
+        assert np.abs(outs[2]).max() <= 1e-13  # nothing but rounding: no path to 3o at a -43m site
+        assert abs(outs[None][0, 1, 2]) > 1e-6  # e_xyz = e_14
+    else:
+        def anisotropy(C):  # C11 - C12 - 2 C44 (Zener), 0 for an isotropic tensor
+            return C[0, 0, 0, 0] - C[0, 0, 1, 1] - 2 * C[0, 1, 0, 1]
+
+        assert abs(anisotropy(outs[2])) <= 1e-12 * abs(outs[2][0, 0, 0, 0])  # no 4e: isotropic
+        assert abs(anisotropy(outs[None])) > 1e-6 * abs(outs[None][0, 0, 0, 0])
+    for T in outs.values():
+        assert symmetry_violation(T, ops) <= 1e-10 or np.abs(T).max() <= 1e-13
+
+
 # -------------------------------------------------------------------- library equivariance checkers
 def test_torch_layers_pass_e3nn_assert_equivariant():
     cfg, model = torch_model("elastic", "float64")
@@ -466,8 +500,8 @@ def test_torch_layers_pass_e3nn_assert_equivariant():
             irreps_in = layer.lin1.irreps_in
             irreps_out = tfn_torch._e3(plan.irreps_out) if plan is not None else layer.lin2.irreps_out
             x = irreps_in.randn(N, -1, dtype=torch.float64)
-            sh = model.sh_irreps.randn(E, -1, dtype=torch.float64)
-            errs = assert_equivariant(lambda x, sh: layer(x, sh, basis, s, r), args_in=[x, sh], irreps_in=[irreps_in, model.sh_irreps], irreps_out=[irreps_out], tolerance=1e-10)
+            sh = layer.irreps_sh.randn(E, -1, dtype=torch.float64)
+            errs = assert_equivariant(lambda x, sh: layer(x, sh, basis, s, r), args_in=[x, sh], irreps_in=[irreps_in, layer.irreps_sh], irreps_out=[irreps_out], tolerance=1e-10)
             assert all(float(e.max()) >= 0 for e in errs.values())
 
         # The whole network, positions as Cartesian points (rotation, inversion AND translation) and
@@ -681,7 +715,11 @@ def test_config_targets_registry_and_errors():
     with pytest.raises(ValueError, match="classification"):
         cfg.with_target(TargetSpec("metal", kind="class"))
     with pytest.raises(ValueError, match="lmax"):  # 4e is out of reach of l <= 1 features and l <= 1 harmonics
-        TFNConfig(hidden_irreps="8x0e+4x1o", lmax=1, n_layers=1).with_target(TARGETS["elastic"])
+        TFNConfig(hidden_irreps="8x0e+4x1o", lmax=1, n_layers=1, readout_lmax=1).with_target(TARGETS["elastic"])
+    # by default the read-out takes harmonics up to the output's highest l, which reaches it
+    assert TFNConfig(hidden_irreps="8x0e+4x1o", lmax=1, n_layers=1).with_target(TARGETS["elastic"]).readout_sh_lmax == 4
+    with pytest.raises(ValueError, match="readout_lmax"):
+        TFNConfig(readout_lmax=-1)
     with pytest.raises(ValueError, match="rank"):
         TFNConfig(target_kind="tensor", target_rank=2, target_formula="ijk=ikj")
     with pytest.raises(ValueError, match="parse irreps"):

@@ -34,6 +34,15 @@ class TFNConfig:
     hidden_irreps: str = "32x0e+32x0o+8x1e+8x1o+8x2e+8x2o"
     n_layers: int = 3  # gated convolutions, plus one read-out convolution
     lmax: int = 2  # spherical harmonics of the edge direction, l = 0..lmax (2-4)
+    # Harmonics of the read-out convolution; None: max(lmax, highest l of the output irreps). Why: a
+    # feature of degree l at an atom must be invariant under the atom's site symmetry, and at sites of
+    # cubic symmetry no l = 1, 2 feature is (Td: the first invariant is l = 3, xyz; Oh: l = 4). With
+    # Y(l <= 2) everywhere, the read-out of a zinc-blende or half-Heusler crystal (all sites -43m) has
+    # no path to the 3o part of a piezoelectric tensor, which is the only part -43m allows: the model
+    # predicted exactly 0 for all 18 such crystals of the mp_piezoelectric fold-0 test set (their
+    # true |e| is 0.05-5.7 C/m²). Likewise the cubic anisotropy of an elastic tensor (4e) at Oh sites.
+    # Y(l) summed over a site's neighbours carries exactly these invariants, so the read-out needs them.
+    readout_lmax: int | None = None
     radius: float = 5.0  # Å, neighbour cutoff (graph rule "radius") and radial cutoff of the envelope
     n_basis: int = 8  # radial basis functions of the distance
     radial_basis: str = "bessel"  # "bessel": sin(nπd/rc)/(d/rc); "gaussian": e3nn's soft one-hot
@@ -73,6 +82,9 @@ class TFNConfig:
             raise ValueError(f"TFNConfig.radial_layers must be an integer >= 0, got {self.radial_layers!r}")
         if self.lmax > 6:
             raise ValueError(f"TFNConfig.lmax={self.lmax}: use 2-4 (higher l costs O(l^6) per tensor product)")
+        if self.readout_lmax is not None and (not isinstance(self.readout_lmax, int) or isinstance(self.readout_lmax, bool)
+                                              or not 0 <= self.readout_lmax <= 6):
+            raise ValueError(f"TFNConfig.readout_lmax must be None or an integer 0-6, got {self.readout_lmax!r}")
         if not self.radius > 0:
             raise ValueError(f"TFNConfig.radius must be > 0 Å, got {self.radius!r}")
         if self.radial_basis not in RADIAL_BASES:
@@ -127,7 +139,15 @@ class TFNConfig:
         return (3,) * self.target_rank if self.target_kind == "tensor" else ()
 
     def plan(self) -> _ir.NetworkPlan:
-        return _ir.network_plan(self.hidden_irreps, self.n_layers, self.lmax, self.embed_dim, self.output_irreps, self.residual)
+        return _ir.network_plan(self.hidden_irreps, self.n_layers, self.lmax, self.embed_dim, self.output_irreps, self.residual,
+                                self.readout_sh_lmax)
+
+    @property
+    def readout_sh_lmax(self) -> int:
+        """Highest harmonic of the read-out convolution (``readout_lmax`` or its default, see there)."""
+        if self.readout_lmax is not None:
+            return self.readout_lmax
+        return max([self.lmax] + [l for _, l, _ in _ir.parse_irreps(self.output_irreps)])
 
     # ----------------------------------------------------------------------------------- shared API
     def graph_spec(self):

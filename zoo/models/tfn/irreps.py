@@ -376,15 +376,20 @@ def residual_map(irreps_in: IrrepsLike, irreps_out: IrrepsLike) -> tuple[tuple[i
 
 @dataclass(frozen=True)
 class NetworkPlan:
-    irreps_sh: tuple[MulIr, ...]
+    irreps_sh: tuple[MulIr, ...]  # harmonics computed per edge: l = 0..max(lmax, readout lmax)
     irreps_embed: tuple[MulIr, ...]
     layers: tuple[LayerPlan, ...]
     readout: LayerPlan
     irreps_output: tuple[MulIr, ...]
 
 
-def network_plan(hidden: IrrepsLike, n_layers: int, lmax: int, embed_dim: int, irreps_output: IrrepsLike, residual: bool = True) -> NetworkPlan:
+def network_plan(hidden: IrrepsLike, n_layers: int, lmax: int, embed_dim: int, irreps_output: IrrepsLike, residual: bool = True,
+                 readout_lmax: int | None = None) -> NetworkPlan:
+    """Layer plans of the network. The hidden convolutions use Y(l <= lmax); the read-out convolution
+    uses Y(l <= readout_lmax) (default lmax). Harmonics are ordered by l, so every convolution reads a
+    prefix of the per-edge ``irreps_sh``."""
     sh = sh_irreps(lmax)
+    sh_out = sh_irreps(lmax if readout_lmax is None else readout_lmax)
     irreps = ((embed_dim, 0, 1),)
     embed = irreps
     layers = []
@@ -395,14 +400,14 @@ def network_plan(hidden: IrrepsLike, n_layers: int, lmax: int, embed_dim: int, i
         layers.append(LayerPlan(conv, gate, src, dst))
         irreps = gate.irreps_out
     out = parse_irreps(irreps_output)
-    missing = [ir_str(l, p) for mul, l, p in out if not tp_path_exists(irreps, sh, l, p)]
+    missing = [ir_str(l, p) for mul, l, p in out if not tp_path_exists(irreps, sh_out, l, p)]
     if missing:
         raise ValueError(
-            f"the read-out cannot produce {missing} from the last hidden irreps {format_irreps(irreps)} ⊗ Y(l<={lmax}); "
-            "raise lmax, add higher-l hidden irreps, or use more layers"
+            f"the read-out cannot produce {missing} from the last hidden irreps {format_irreps(irreps)} ⊗ Y(l<={len(sh_out) - 1}); "
+            "raise lmax or readout_lmax, add higher-l hidden irreps, or use more layers"
         )
-    readout = LayerPlan(conv_plan(irreps, sh, out), None, (), ())
-    return NetworkPlan(sh, embed, tuple(layers), readout, out)
+    readout = LayerPlan(conv_plan(irreps, sh_out, out), None, (), ())
+    return NetworkPlan(sh if len(sh) >= len(sh_out) else sh_out, embed, tuple(layers), readout, out)
 
 
 # ------------------------------------------------------------------------------------------- constants

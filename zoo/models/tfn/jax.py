@@ -198,6 +198,7 @@ class Interaction(nn.Module):
 
     def __call__(self, x, edge_attr, edge_basis, senders, receivers) -> jax.Array:
         conv = self.plan.conv
+        edge_attr = edge_attr[:, : _ir.irreps_dim(conv.irreps_sh)]  # harmonics are ordered by l: a prefix
         s = self.sc(x)
         h = self.lin1(x)
         w = self.radial(edge_basis)
@@ -244,7 +245,7 @@ class Model(nn.Module):
     def edge_features(self, vec: jax.Array) -> tuple[jax.Array, jax.Array]:
         cfg = self.config
         d = jnp.linalg.norm(vec, axis=-1)
-        sh = ej.spherical_harmonics(_ej(_ir.sh_irreps(cfg.lmax)), vec, normalize=True, normalization="component").array
+        sh = ej.spherical_harmonics(_ej(cfg.plan().irreps_sh), vec, normalize=True, normalization="component").array
         x = d / cfg.radius
         c1, c2, c3 = _ir.envelope_coefficients(cfg.envelope_p)
         p = cfg.envelope_p

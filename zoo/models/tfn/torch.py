@@ -230,6 +230,8 @@ class Interaction(nn.Module):
         super().__init__()
         conv = plan.conv
         ir_in, ir_sh, ir_mid, ir_out = _e3(conv.irreps_in), _e3(conv.irreps_sh), _e3(conv.irreps_mid), _e3(conv.irreps_out)
+        self.irreps_sh = ir_sh  # this convolution reads the first irreps_sh.dim harmonics (ordered by l) of each edge
+        self.n_sh = ir_sh.dim
         self.lin1 = IrrepsLinear(conv.irreps_in, conv.irreps_in)
         fused = config.tp_impl in ("fused", "auto")
         if fused:
@@ -256,6 +258,8 @@ class Interaction(nn.Module):
         self.conv_scale = _ir.MIX_CONV * config.message_scale  # both scale the (linear) lin2(Σ messages)
 
     def forward(self, x, edge_attr, edge_basis, senders, receivers) -> torch.Tensor:
+        if edge_attr.shape[1] != self.n_sh:
+            edge_attr = edge_attr[:, : self.n_sh]
         xg = self.sc.gather(x)  # sc and lin1 read the same columns of x
         s = self.sc.apply_gathered(xg)
         h = self.lin1.apply_gathered(xg)

@@ -320,7 +320,7 @@ def render_readme(results: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in tensor:
             t = r["test"]
-            pred = f"{r['model']} ({r['backend']}, {r['dtype']})"
+            pred = f"{r['model']} ({r['backend']}, {r['dtype']}, fold {r['fold']})"
             lines.append(f"| {r['task']} | **{pred}** | {r['epochs_run']} ({r['best_epoch']}) | {_n_test(r)} | "
                          f"**{_f(t.get('fnorm'))}** | **{_f(t.get('mae'))}** | {_f(t.get('ewt25'), 3)} | {_f(t.get('ewt10'), 3)} | "
                          f"{_f(t.get('ewt5'), 3)} | {_f(t.get('sym_violation_mean'), 3)} |")
@@ -346,7 +346,7 @@ def render_readme(results: dict[str, Any]) -> str:
         for r in scalar:
             t = r["test"]
             unit = r["target"].get("unit") or ""
-            lines.append(f"| {r['task']} | **{r['model']} ({r['backend']}, {r['dtype']})** | {r['epochs_run']} ({r['best_epoch']}) | "
+            lines.append(f"| {r['task']} | **{r['model']} ({r['backend']}, {r['dtype']}, fold {r['fold']})** | {r['epochs_run']} ({r['best_epoch']}) | "
                          f"{_n_test(r)} | **{_f(t.get('mae'))}** {unit} | {_f(t.get('rmse'))} | {_f(t.get('r2'), 3)} |")
             for ref in r.get("cgcnn_reference", []):
                 lines.append(f"| {r['task']} | {ref['name']} (same fold; {ref['source']}) | – | – | {_f(ref.get('mae'))} {unit} | {_f(ref.get('rmse'))} | – |")

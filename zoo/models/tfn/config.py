@@ -143,6 +143,11 @@ class TFNConfig:
                                 self.readout_sh_lmax)
 
     @property
+    def fused_kernel(self) -> bool:
+        """Whether the convolution uses our fused kernel ("fused", and "auto" in both backends, see tp_impl)."""
+        return self.tp_impl in ("fused", "auto")
+
+    @property
     def readout_sh_lmax(self) -> int:
         """Highest harmonic of the read-out convolution (``readout_lmax`` or its default, see there)."""
         if self.readout_lmax is not None:

@@ -188,7 +188,7 @@ class Interaction(nn.Module):
         f = _ir.format_irreps
         self.lin1 = Linear(f(conv.irreps_in), f(conv.irreps_in))
         cfg = self.config
-        fused = cfg.tp_impl in ("fused", "auto")
+        fused = cfg.fused_kernel
         sizes = (cfg.n_basis,) + (cfg.radial_hidden,) * cfg.radial_layers + (conv.weight_numel,)
         wperm = tuple(int(i) for i in _ir.fused_weight_permutation(conv)) if fused else None
         mperm = tuple(int(i) for i in _ir.fused_mid_permutation(conv)) if fused else None
@@ -202,7 +202,7 @@ class Interaction(nn.Module):
         s = self.sc(x)
         h = self.lin1(x)
         w = self.radial(edge_basis)
-        if self.config.tp_impl in ("fused", "auto"):
+        if self.config.fused_kernel:
             a = fused_conv(conv, h, edge_attr, w, senders, receivers)
         else:
             tp = _functional_tp(conv)

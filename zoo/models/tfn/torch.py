@@ -233,7 +233,7 @@ class Interaction(nn.Module):
         self.irreps_sh = ir_sh  # this convolution reads the first irreps_sh.dim harmonics (ordered by l) of each edge
         self.n_sh = ir_sh.dim
         self.lin1 = IrrepsLinear(conv.irreps_in, conv.irreps_in)
-        fused = config.tp_impl in ("fused", "auto")
+        fused = config.fused_kernel
         if fused:
             self.tp = FusedTP(conv)
         else:

@@ -33,7 +33,7 @@ BENCH_MAX_ATOMS = 24  # the generator's default cap on atoms per primitive cell
 
 def _generator_fingerprint() -> str:
     """sha256 of the generator's source: a new generator invalidates the cached crystals."""
-    import tasks.embedded.generator as gen
+    import zoo.tasks.embedded.generator as gen
 
     return hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest()[:12]
 
@@ -42,8 +42,8 @@ def _generator_fingerprint() -> str:
 def _bench_crystals(n: int, spec_keys: tuple[str, ...]) -> tuple:
     from pymatgen.core import Structure
 
-    from zoo.graphs import cache_root
-    from zoo.io import write_json
+    from zoo.core.paths import cache_root
+    from zoo.core.io import write_json
     from zoo.testing import random_crystals
 
     tag = hashlib.sha256("|".join(spec_keys).encode()).hexdigest()[:8]

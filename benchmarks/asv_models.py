@@ -40,18 +40,18 @@ TIMEOUT = 900  # s per benchmark process, including the first jit compilation on
 
 
 def _targets():
-    from tasks.spec import TargetSpec
+    from zoo.tasks.spec import TargetSpec
 
     return TargetSpec("benchmark", "scalar"), TargetSpec("dielectric", "tensor", rank=2, formula="ij=ji")
 
 
 def model_config(model: str, tensor: bool = False) -> tuple[Any, int]:
     """(config, output rank): the family's default config with a scalar head, or a rank-2 one if asked and supported."""
-    from zoo.models import get_entry, make_config
+    from zoo.models import get_family, make_config
 
     scalar, rank2 = _targets()
     config = make_config(model)
-    if tensor and "tensor" in get_entry(model).outputs:
+    if tensor and "tensor" in get_family(model).outputs:
         return config.with_target(rank2), 2
     return config.with_target(scalar), 0
 
@@ -64,11 +64,11 @@ def pool() -> list:
 def require(model: str, backend: str, device: str = "cpu") -> None:
     """Raise NotImplementedError (asv: skipped) where this combination cannot run here; pin jax's device."""
     from zoo import backend_available
-    from zoo.models import get_entry
+    from zoo.models import get_family
 
     if not backend_available(backend):
         raise NotImplementedError(f"{backend} is not installed (pip install 'crystal-zoo[{backend}]')")
-    if backend not in get_entry(model).modules:
+    if backend not in get_family(model).backends:
         raise NotImplementedError(f"model {model!r} has no {backend} implementation")
     if backend == "torch":
         import torch

@@ -153,7 +153,7 @@ def run_pyg(graphs, y, args, config, device):
     from torch_geometric.loader import DataLoader
     from torch_geometric.nn import CGConv, global_mean_pool
 
-    from zoo.graphs.features import gaussian_expansion
+    from zoo.nn import gaussian_expansion
 
     class PygCGCNN(torch.nn.Module):
         def __init__(self):
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from zoo.io import write_json
+    from zoo.core.io import write_json
     from zoo.models.cgcnn import CGCNNConfig
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))

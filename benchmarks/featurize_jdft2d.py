@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
 
     from zoo.graphs import GraphSpec, build_graphs
     from zoo.graphs.builder import _graph_from_structure
-    from zoo.io import write_json
+    from zoo.core.io import write_json
 
     if not args.data.exists():
         raise SystemExit(f"{args.data} not found: point --data at matbench_jdft2d.json.gz (see ../shared/data)")

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [s["step"] for s in steps if s.get("returncode", 0) != 0]
 
     sys.path.insert(0, str(ROOT))
-    from zoo.io import write_json
+    from zoo.core.io import write_json
 
     manifest = {
         "started_utc": started.isoformat(timespec="seconds"),

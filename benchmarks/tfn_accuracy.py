@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--config-json", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    from zoo.io import write_json
+    from zoo.core.io import write_json
     from zoo.models import config_to_dict
     from zoo.models.tfn import TFNConfig, estimate_avg_num_neighbors, n_parameters
 
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
 
     import dataclasses
 
-    import tasks
+    from zoo import tasks
     from zoo.graphs import build_graphs
 
     task = tasks.get("matbench_jdft2d", data_dir=str(DATA.parent))

@@ -371,7 +371,7 @@ def worker(args) -> int:
         res = run_torch_family(args.worker, graphs, y, plan, args, config, device)
     res["structures_per_s"] = len(graphs) / res["median_steady_epoch_s"]
     res["torch_device"] = str(device)
-    from zoo.io import write_json
+    from zoo.core.io import write_json
 
     write_json(args.result, res)
     return 0
@@ -413,7 +413,7 @@ def main(argv=None) -> int:
     import dataclasses
 
     from zoo.graphs import build_graphs
-    from zoo.io import write_json
+    from zoo.core.io import write_json
     from zoo.models import config_to_dict
     from zoo.models.tfn import TFNConfig, estimate_avg_num_neighbors, n_parameters
 

@@ -1,8 +1,8 @@
-"""Measure the frame consistency of the real tensor data sets (the numbers in tasks/datasets/README.md).
+"""Measure the frame consistency of the real tensor data sets (the numbers in zoo/tasks/datasets/README.md).
 
 For every row: the point group of the structure (spglib, several symprec), its symmetry defect, and the
 relative symmetry deviation of the tensor(s) as stored, after pymatgen's inverse IEEE rotation, and the
-best of the setting rotations; then the statuses that ``tasks.datasets.frames.fix_frames`` assigns with
+best of the setting rotations; then the statuses that ``zoo.tasks.datasets.frames.fix_frames`` assigns with
 the data set's tolerance. Prints a summary and writes it as JSON with ``--out``.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/analyse_frames.py --data ../shared/data --out frames.json
@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.datasets import frames as F  # noqa: E402
-from tasks.datasets import loaders as L  # noqa: E402
-from zoo.symmetry.pointgroup import rotate_tensor  # noqa: E402
+from zoo.tasks.datasets import frames as F  # noqa: E402
+from zoo.tasks.datasets import loaders as L  # noqa: E402
+from zoo.symmetry import cartesian_point_group, rotate_tensor, symmetry_violation  # noqa: E402
 
 
 def _spacegroup(structure, symprec):
@@ -42,7 +42,7 @@ def _q(x, qs=(0.5, 0.9, 0.99, 1.0)):
 def analyse(name: str, df, info: L.DatasetInfo, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
-    from tasks.tensors import default_formula, isotropic_part
+    from zoo.tensors import default_formula, isotropic_part
 
     cols = list(info.tensor_columns)
     out: dict = {"dataset": name, "n": len(df), "columns": cols, "tol": info.frame_tol, "atol": info.frame_atol,
@@ -57,14 +57,14 @@ def analyse(name: str, df, info: L.DatasetInfo, progress: bool = True) -> dict:
     for idx, row in tqdm(list(df.iterrows()), desc=name, disable=not progress, leave=False):
         s = row["structure"]
         Ts = [np.asarray(row[c], dtype=float) for c in cols]
-        ops = F.point_group_ops(s)
+        ops = cartesian_point_group(s, symprec=F.SYMPREC)
         defect = F.symmetry_defect(s)
         R = F.ieee_rotation(s)
 
         def dev(M):
-            return max(F.symmetry_deviation(rotate_tensor(T, M), ops) for T in Ts)
+            return max(symmetry_violation(rotate_tensor(T, M), ops) for T in Ts)
 
-        d_asis = max(F.symmetry_deviation(T, ops) for T in Ts)
+        d_asis = max(symmetry_violation(T, ops) for T in Ts)
         d_ieee = dev(R.T)
         d_set = min(dev(R.T @ Q.T) for Q in F.SETTING_ROTATIONS)
         # how much any rotation can change the tensor at most, relative: ||T - iso(T)|| / ||T||
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         summary[name] = analyse(name, df, info, progress=not args.no_progress)
         print(json.dumps(summary[name], indent=1))
     if args.out:
-        from zoo.io import write_json
+        from zoo.core.io import write_json
 
         write_json(args.out, summary)
         print(f"wrote {args.out}")

@@ -40,18 +40,18 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks.common import machine_info
-    from tasks.spec import TargetSpec
-    from zoo.io import write_json
-    from zoo.models import config_to_dict, get_entry
+    from zoo.tasks.spec import TargetSpec
+    from zoo.core.io import write_json
+    from zoo.models import config_to_dict, get_family
     from zoo.testing import backend_parity_errors, equivariance_errors, predictor, random_crystals
 
-    entry = get_entry(args.model)
+    entry = get_family(args.model)
     structures = random_crystals(args.n_crystals, seed=0, max_atoms=8)
     rows = []
     for name, t in TARGETS.items():
         if t["kind"] not in entry.outputs:
             continue
-        config = entry.config_cls().with_target(TargetSpec(name, **t))
+        config = entry.config().with_target(TargetSpec(name, **t))
         for dtype in ("float64", "float32"):
             row = {"target": name, "dtype": dtype}
             for backend in ("torch", "jax"):
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{name:<14}{dtype:<9} equivariance torch {row['torch_equivariance_max']:.1e} jax {row['jax_equivariance_max']:.1e}  "
                   f"parity output {row['parity']['output']:.1e} grad {row['parity'].get('grad', float('nan')):.1e}", flush=True)
-    write_json(args.out, {"model": args.model, "config": config_to_dict(entry.config_cls()), "n_crystals": args.n_crystals,
+    write_json(args.out, {"model": args.model, "config": config_to_dict(entry.config()), "n_crystals": args.n_crystals,
                           "rows": rows, "machine": machine_info()})
     print(f"written {args.out}")
     return 0

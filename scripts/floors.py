@@ -1,9 +1,9 @@
-"""Score the floor baselines (``tasks.baselines``) on the tensor tasks: the numbers every model must beat.
+"""Score the floor baselines (``zoo.tasks.baselines``) on the tensor tasks: the numbers every model must beat.
 
 For each task and each floor, the floor is fitted on every fold's train data (train + validation, as
 matbench) and scored on the fold's test data, on all 5 folds of the task's **k-fold split** (the
 committed split files of the real data sets, the seeded split of the embedded data set). Scores are
-exactly those ``task.record`` computes (``tasks.metrics.tensor_metrics``), from point-group
+exactly those ``task.record`` computes (``zoo.tasks.metrics.tensor_metrics``), from point-group
 operations computed once per crystal (spglib, symprec 1e-3, as ``tensor_metrics``).
 
 Floors (``FLOORS``):
@@ -15,7 +15,7 @@ Floors (``FLOORS``):
   (``ElementLinearBaseline(alpha=1e-4)``), then Neumann-averaged over the test crystal's point group;
 - ``element_linear_nosym``: the same regression, not symmetrised (``symmetrize=False``).
 
-Writes (atomically, ``zoo.io``) ``<out>/floors.json`` (per task and floor: mean / std / min / max over
+Writes (atomically, ``zoo.core.io``) ``<out>/floors.json`` (per task and floor: mean / std / min / max over
 folds of every scalar score, per-fold scores, and the provenance: n crystals, task version, split file
 and a hash of the fold ids, data file, git commit, package versions, date) and ``<out>/README.md``
 (a markdown table, one row per task x floor). Tasks already in ``floors.json`` that are not run again
@@ -123,10 +123,10 @@ def split_reference(task) -> dict[str, Any]:
                            "fold_test_sizes": [len(task.get_test_ids(k)) for k in task.folds],
                            "fold_ids_sha256": fold_ids_digest(task)}
     if task.config.get("split_file"):  # real data sets: a committed file, restricted to the task's rows
-        ref["file"] = f"tasks/datasets/splits/{task.config['split_file']}"
+        ref["file"] = f"zoo/tasks/datasets/splits/{task.config['split_file']}"
         ref["committed"] = True
     elif "n_crystals" in task.config:  # embedded: made by tasks.base.make_split, cached next to the data
-        from tasks.embedded.dataset import split_path
+        from zoo.tasks.embedded.dataset import split_path
 
         name = split_path(task.config["n_crystals"], task.config["seed"], spec.name, task.config["split_seed"]).name
         ref["file"] = f"$ZOO_CACHE/tasks/{name}"
@@ -140,11 +140,11 @@ def split_reference(task) -> dict[str, Any]:
 
 def data_reference(task, data_dir: Path | None) -> dict[str, Any]:
     """Which data file fed the task (name + sha256), found exactly as the loaders find it."""
-    from zoo.io import sha256_file
+    from zoo.core.io import sha256_file
 
     ref: dict[str, Any] = {"dataset": task.config.get("dataset") or task.spec.extra.get("dataset")}
     if data_dir is not None and needs_data_dir(task.spec.name):
-        from tasks.datasets import loaders
+        from zoo.tasks.datasets import loaders
 
         info = loaders.DATASETS[ref["dataset"]]
         src = loaders.find_file(info.files, data_dir, "--data-dir", info)
@@ -162,7 +162,7 @@ def data_reference(task, data_dir: Path | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- tasks
 def needs_data_dir(name: str) -> bool:
     """Real-data tasks (tasks.datasets) read files; the embedded ones are generated offline."""
-    from tasks.datasets import TASKS
+    from zoo.tasks.datasets import TASKS
 
     return name in TASKS
 
@@ -175,20 +175,20 @@ def resolve_data_dir(arg: str | None, task_names: Sequence[str]) -> Path | None:
         path = Path(arg).expanduser().resolve()
         if not path.is_dir():
             raise FloorsError(f"--data-dir {arg!r} is not a folder; pass the folder with the matminer / MatTen "
-                              f"files (e.g. ../shared/data, see tasks/datasets/README.md)")
+                              f"files (e.g. ../shared/data, see zoo/tasks/datasets/README.md)")
         return path
     if DEFAULT_DATA_DIR.is_dir():
         return DEFAULT_DATA_DIR
     if real:
         raise FloorsError(f"tasks {real} need the real data sets, but no --data-dir was given and the default "
                           f"{DEFAULT_DATA_DIR} does not exist; pass --data-dir FOLDER (the folder with "
-                          f"dielectric_constant.json.gz etc., see tasks/datasets/README.md) or run only the "
+                          f"dielectric_constant.json.gz etc., see zoo/tasks/datasets/README.md) or run only the "
                           f"embedded tasks (--tasks embedded_dielectric,embedded_elastic)")
     return None
 
 
 def build_task(name: str, data_dir: Path | None, n_crystals: int | None, seed: int | None, progress: bool):
-    import tasks
+    from zoo import tasks
 
     spec = tasks.spec(name)
     if spec.target.kind != "tensor":
@@ -210,7 +210,7 @@ def build_task(name: str, data_dir: Path | None, n_crystals: int | None, seed: i
 
 # --------------------------------------------------------------------------------------------- scoring
 def make_floor(name: str):
-    from tasks import baselines
+    from zoo.tasks import baselines
 
     cls_name, kwargs, _ = FLOORS[name]
     return getattr(baselines, cls_name)(**kwargs)
@@ -226,8 +226,9 @@ def score_task(task, floors: Sequence[str], progress: bool = True) -> dict[str, 
     """Fit and score every floor on every fold of a loaded task -> {floor: {"per_fold", "summary"}}."""
     from tqdm.auto import tqdm
 
-    from tasks.base import fold_distribution
-    from tasks.metrics import point_group_ops, tensor_metrics
+    from zoo.tasks.base import fold_distribution
+    from zoo.symmetry import point_group_ops
+    from zoo.tasks.metrics import tensor_metrics
 
     target = task.spec.target
     ids_all = list(task.df.index)
@@ -260,7 +261,7 @@ def score_task(task, floors: Sequence[str], progress: bool = True) -> dict[str, 
 def run_task(name: str, floors: Sequence[str], data_dir: Path | None, n_crystals: int | None = None,
              seed: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Everything floors.json holds for one task."""
-    from zoo.io import sha256_file
+    from zoo.core.io import sha256_file
 
     task = build_task(name, data_dir, n_crystals, seed, progress)
     t = task.spec.target
@@ -379,7 +380,7 @@ def load_existing(path: Path) -> dict[str, Any] | None:
 
 def write_outputs(entries: Sequence[dict[str, Any]], out_dir: Path, replace: bool = False) -> dict[str, Any]:
     """Merge ``entries`` into ``out_dir/floors.json`` (or replace it) and rewrite README.md; atomic."""
-    from zoo.io import write_json, write_text
+    from zoo.core.io import write_json, write_text
 
     out_dir = Path(out_dir)
     old = None if replace else load_existing(out_dir / "floors.json")
@@ -390,7 +391,7 @@ def write_outputs(entries: Sequence[dict[str, Any]], out_dir: Path, replace: boo
         "format": FORMAT,
         "description": "floor baselines on the tensor tasks: mean/std/min/max over the 5 k-fold folds "
                        "(std: population, ddof=0); ewt* are fractions in [0, 1]; see README.md",
-        "floors": {k: {"class": f"tasks.baselines.{v[0]}", "kwargs": v[1], "description": v[2]}
+        "floors": {k: {"class": f"zoo.tasks.baselines.{v[0]}", "kwargs": v[1], "description": v[2]}
                    for k, v in FLOORS.items()},
         "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tasks": merged,
@@ -425,7 +426,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    import tasks
+    from zoo import tasks
 
     args = parse_args(argv)
     names = _split_list(args.tasks) or list(DEFAULT_TASKS)

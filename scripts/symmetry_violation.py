@@ -8,7 +8,7 @@ For every test crystal of the run (``predictions_test.csv`` written by ``zoo tra
 stores (``<run>/symmetry_violation.json``, atomic) the crystal's point group (spglib, the symprec the
 metric uses), whether the group forces the target tensor to vanish (the dimension of the allowed
 subspace), the norms of the true and predicted tensors, and the violation
-||T - Sym_G T||_F / ||T||_F of the prediction (``tasks.metrics.symmetry_violation``).
+||T - Sym_G T||_F / ||T||_F of the prediction (``zoo.symmetry.symmetry_violation``).
 
 The relative violation is ill-conditioned where the group allows (almost) nothing: a crystal whose
 point group forbids the tensor (e.g. a centrosymmetric one for a piezoelectric tensor) has an exactly
@@ -41,10 +41,10 @@ def main(argv=None) -> int:
 
     import spglib
 
-    import tasks
-    from tasks.metrics import neumann_operator, point_group_ops, symmetry_violation
-    from zoo.io import write_json
-    from zoo.models.tfn.irreps import symmetric_projector
+    from zoo import tasks
+    from zoo.symmetry import neumann_operator, point_group_ops, symmetry_violation
+    from zoo.core.io import write_json
+    from zoo.tensors import index_projector
 
     cfg = json.loads((args.run / "config.json").read_text())["train"]
     task = tasks.get(cfg["task"], data_dir=str(args.data_dir), **cfg.get("task_kwargs", {}))
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     shape = (3,) * spec.rank
     true_cols = [c for c in df.columns if c.startswith("y_true_")]
     pred_cols = [c for c in df.columns if c.startswith("y_pred_")]
-    P = symmetric_projector(spec.formula or "ijkl"[: spec.rank])
+    P = index_projector(spec.formula or "ijkl"[: spec.rank])
     rows = []
     for _, r in df.iterrows():
         s = by_id[r["id"]]

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: import the project's zoo package
     sys.path.insert(0, str(ROOT))
 
-from zoo.io import atomic_path, write_json, write_text  # noqa: E402
+from zoo.core.io import atomic_path, write_json, write_text  # noqa: E402
 
 FORMAT = 1
 FLOOR_NAMES = ("mean", "element_linear")  # the symmetrised floors (the *_nosym ones are in floors.json)
@@ -115,7 +115,7 @@ def _train_time(run_dir: Path, metrics: dict) -> float | None:
     the last session of a resumed run)."""
     log = run_dir / "metrics.jsonl"
     if log.is_file():
-        from zoo.io import read_jsonl
+        from zoo.core.io import read_jsonl
 
         times = [r["time_s"] for r in read_jsonl(log) if isinstance(r.get("time_s"), (int, float))]
         if times:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 BLOCK = """
 import sys, importlib.abc
@@ -59,7 +59,7 @@ def test_zoo_works_with_one_backend(present, missing):
     extra = {"jax": ("flax", "optax", "e3nn_jax", "jaxlib"), "torch": ("e3nn", "torch_geometric")}[missing]
     code = BLOCK.format(missing=missing, extra=extra) + textwrap.dedent(
         f"""
-        import zoo, zoo.models, zoo.graphs, tasks
+        import zoo, zoo.models, zoo.graphs; from zoo import tasks
         assert {missing!r} not in sys.modules
         assert not zoo.backend_available({missing!r}) and zoo.backend_available({present!r})
         assert "cgcnn" in zoo.models.list_models()

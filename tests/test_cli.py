@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_training import TINY, toy_task
+from tests.helpers import ROOT, TINY, toy_task
 
 TOY = "toy_cli_volume"
 SET_TINY = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
@@ -19,7 +19,7 @@ SET_TINY = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
 
 @pytest.fixture(scope="module", autouse=True)
 def registered_toy_task():
-    import tasks
+    from zoo import tasks
 
     t = toy_task(name=TOY)
     tasks.register(t.spec, lambda **kw: toy_task(name=TOY))
@@ -45,7 +45,7 @@ def test_list_names_models_and_tasks(capsys):
 
 
 def test_entry_point_runs_as_a_program():
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-m", "zoo.cli", "--help"], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "reproduce" in p.stdout and "demo" in p.stdout
 

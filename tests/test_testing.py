@@ -217,7 +217,7 @@ def test_backend_parity_catches_a_bad_converter(crystals, monkeypatch):
 def test_predictor_loads_the_same_weights_in_both_backends(crystals, tmp_path):
     import torch
 
-    from zoo import weights
+    from zoo.core import weights
     from zoo.models import build, config_to_dict
 
     config = _small_cgcnn()
@@ -238,7 +238,7 @@ def tfn_case():
 
     if "tfn" not in list_models():
         pytest.skip("the tfn family is not registered")
-    from tasks.spec import TargetSpec
+    from zoo.tasks.spec import TargetSpec
 
     config = make_config("tfn", hidden_irreps="8x0e+4x0o+4x1e+4x1o+2x2e+2x2o", n_layers=2)
     config = config.with_target(TargetSpec("dielectric", "tensor", rank=2, formula="ij=ji"))

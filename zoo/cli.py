@@ -173,10 +173,10 @@ def _print_result(res, unit: str = "") -> None:
 
 # ------------------------------------------------------------------------------------------ commands
 def cmd_list(args) -> int:
-    import tasks
-    from zoo.models import get_entry, list_models
+    from zoo import tasks
+    from zoo.models import get_family, list_models
 
-    models = {m: {"outputs": list(get_entry(m).outputs), "backends": sorted(get_entry(m).modules), "description": get_entry(m).description}
+    models = {m: {"outputs": list(get_family(m).outputs), "backends": sorted(get_family(m).backends), "description": get_family(m).description}
               for m in list_models()}
     task_names = tasks.list()
     specs = {t: tasks.spec(t) for t in task_names}
@@ -219,7 +219,7 @@ def cmd_train(args) -> int:
 
 def _unit(task_name: str) -> str:
     try:
-        import tasks
+        from zoo import tasks
 
         spec = tasks.spec(task_name)
     except KeyError:  # a task object that is not registered: the unit is only decoration
@@ -243,8 +243,8 @@ def results_dir(root: str | os.PathLike, task, model: str, backend: str, seed: i
 
 
 def cmd_reproduce(args) -> int:
-    import tasks
-    from zoo.io import write_json
+    from zoo import tasks
+    from zoo.core.io import write_json
     from zoo.training import TrainConfig, train
     from zoo.training import runs as run_files
 
@@ -290,7 +290,7 @@ def cmd_reproduce(args) -> int:
 
 def _note_run(path: Path, progress: dict, fold: int, run_dir: Path) -> None:
     """Remember a fold's run folder as soon as it exists, so a killed reproduction resumes it."""
-    from zoo.io import write_json
+    from zoo.core.io import write_json
 
     progress["runs"][str(fold)] = str(run_dir)
     write_json(path, progress)
@@ -299,7 +299,7 @@ def _note_run(path: Path, progress: dict, fold: int, run_dir: Path) -> None:
 def archive_runs(out: Path, progress: dict) -> None:
     """Keep each fold's provenance next to the submission (run folders live in runs/, outside git):
     resolved config, environment (seeds, package versions, git commit, device) and metrics."""
-    from zoo.io import write_text
+    from zoo.core.io import write_text
 
     for fold, run_dir in sorted(progress["runs"].items()):
         for name in ("config.json", "env.json", "metrics.json"):
@@ -311,7 +311,8 @@ def archive_runs(out: Path, progress: dict) -> None:
 def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
     import numpy as np
 
-    from zoo.io import write_json
+    from zoo.core.io import write_json
+    from zoo.models import get_family
     from zoo.training import runs as run_files
 
     for fold in task.folds:
@@ -334,11 +335,11 @@ def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
                            f"{cfg.schedule} schedule, batch {cfg.batch_size}, up to {cfg.epochs} epochs, early stopping "
                            f"(patience {cfg.patience}) on a seeded {int(cfg.val_fraction * 100)} % validation split of each "
                            f"fold's training data, seed {cfg.seed}, {cfg.dtype}. Model options: {cfg.model_overrides or 'defaults'}."),
-        "bibtex_refs": _bibtex(cfg.model),
+        "bibtex_refs": get_family(cfg.model).citation,
         "notes": f"Run folders: {', '.join(Path(progress['runs'][str(f)]).name for f in task.folds)}",
     }
     if task.spec.version == "matbench_v0.1":
-        from tasks.matbench import write_submission
+        from zoo.tasks.matbench import write_submission
 
         paths = write_submission(task, out, info)
     else:
@@ -352,25 +353,14 @@ def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
     print(f"   wrote {paths['results']} and {paths['info']}")
 
 
-_BIBTEX = {
-    "cgcnn": "@article{xie2018cgcnn, title={Crystal Graph Convolutional Neural Networks for an Accurate and Interpretable "
-             "Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, journal={Phys. Rev. Lett.}, "
-             "volume={120}, pages={145301}, year={2018}}",
-    "tfn": "@article{thomas2018tfn, title={Tensor field networks: Rotation- and translation-equivariant neural networks for 3D "
-           "point clouds}, author={Thomas, Nathaniel and Smidt, Tess and Kearnes, Steven and Yang, Lusann and Li, Li and "
-           "Kohlhoff, Kai and Riley, Patrick}, journal={arXiv:1802.08219}, year={2018}}",
-}
 
-
-def _bibtex(model: str) -> str:
-    return _BIBTEX.get(model, "")
 
 
 def cmd_demo(args) -> int:
     from zoo.training import TrainConfig, train
 
     t0 = time.perf_counter()
-    import tasks
+    from zoo import tasks
 
     print(f"crystal-zoo demo: {DEMO_MODEL} on {DEMO_TASK} (fold 0), backends {', '.join(args.backends)}, {args.epochs} epochs each.")
     print("The data set is generated on this machine (no network); the first run builds and caches it.")

@@ -67,13 +67,13 @@ _SUPERCELLS = (
 def random_crystals(n: int, seed: int = 0, max_atoms: int = 12, graph_specs: Sequence = (), **kwargs: Any) -> list:
     """``n`` random symmetric crystals (pymatgen Structures, primitive cells) from the embedded generator.
 
-    A thin wrapper over ``tasks.embedded.generator.generate_crystals`` (every crystal system; exact
+    A thin wrapper over ``zoo.tasks.embedded.generator.generate_crystals`` (every crystal system; exact
     space-group symmetry, so symmetric ties in the neighbour shells are the rule, not the exception);
     deterministic in (n, seed, options); ``kwargs`` go to the generator (``elements``, ``packing``...).
     ``graph_specs``: keep only crystals whose graph builds under each of these ``GraphSpec``s (a sparse
     crystal can have an atom with no neighbour within a short radius), drawing more until there are ``n``.
     """
-    from tasks.embedded.generator import generate_crystals
+    from zoo.tasks.embedded.generator import generate_crystals
 
     kwargs.setdefault("progress", False)
     if not graph_specs:
@@ -228,7 +228,7 @@ def equivariance_errors(
     structures = list(structures)
     if not structures:
         raise ValueError("equivariance_errors needs at least one structure")
-    from zoo.symmetry.pointgroup import rotate_tensor
+    from zoo.symmetry import rotate_tensor
 
     rng = np.random.default_rng(seed)
     base = _predict_checked(predict, structures, rank, "original")
@@ -320,12 +320,12 @@ def _jax_x64(dtype: str):
 
 
 def _family_jax_module(model_name: str):
-    from zoo.models import get_entry
+    from zoo.models import get_family
 
-    entry = get_entry(model_name)
-    if "jax" not in entry.modules:
+    entry = get_family(model_name)
+    if "jax" not in entry.backends:
         raise NotImplementedError(f"model {model_name!r} has no jax implementation")
-    return importlib.import_module(entry.modules["jax"].split(":")[0])
+    return importlib.import_module(entry.backends["jax"].split(":")[0])
 
 
 def _config(model_name: str, config):
@@ -341,7 +341,7 @@ def _config(model_name: str, config):
 def _load_state(weights) -> dict[str, np.ndarray]:
     if isinstance(weights, Mapping):
         return {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in weights.items()}
-    from zoo import weights as zw
+    from zoo.core import weights as zw
 
     path = Path(weights)
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
@@ -368,7 +368,7 @@ def _torch_model(model_name: str, config, dtype: str, seed: int, device: str = "
             torch.set_default_dtype(previous)
     model = model.to(device=device, dtype=getattr(torch, dtype))
     if state is not None:
-        from zoo.weights import check_state_matches
+        from zoo.core.weights import check_state_matches
 
         own = model.state_dict()
         state = {k: np.asarray(v) for k, v in state.items()}
@@ -393,7 +393,7 @@ def predictor(model_name: str, backend: str, config=None, weights=None, dtype: s
 
     Graphs are built with ``config.graph_spec()`` (no cache); ``config`` is a config object, a dict
     (``config_to_dict`` form) or None (the family's defaults). ``weights``: None (random init seeded by
-    ``seed``, each backend's own initialiser), a torch-named state dict, or a ``zoo.weights`` file/stem.
+    ``seed``, each backend's own initialiser), a torch-named state dict, or a ``zoo.core.weights`` file/stem.
     Outputs are the model's raw outputs (no target normalisation; for task units use
     ``zoo.training.load_trained``). ``device`` is the torch device; jax uses its default device and runs
     jitted on padded batches, with float64 enabled only inside the calls (``jax.enable_x64``), so the

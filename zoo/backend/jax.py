@@ -1,24 +1,21 @@
-"""JAX side of the batch contract in ``zoo.graphs.batch``."""
+"""JAX side of the batch contract (``zoo.graphs.batch``) and the array operations model math needs."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-_INT_KEYS = {"numbers", "senders", "receivers", "node_graph", "edge_graph", "n_nodes", "n_edges"}
-_BOOL_KEYS = {"node_mask", "edge_mask", "graph_mask"}
+from zoo.graphs.batch import field_of
 
 
-def to_jax(batch: dict[str, np.ndarray], dtype=jnp.float32) -> dict[str, jax.Array]:
+def to_jax(batch: Mapping[str, np.ndarray], dtype=jnp.float32) -> dict[str, jax.Array]:
+    """A ``Batch`` as jax arrays: index and count arrays int32, masks bool, the rest ``dtype``."""
     out = {}
     for k, v in batch.items():
-        v = np.asarray(v)
-        if k in _INT_KEYS:
-            out[k] = jnp.asarray(v, dtype=jnp.int32)
-        elif k in _BOOL_KEYS:
-            out[k] = jnp.asarray(v, dtype=bool)
-        else:
-            out[k] = jnp.asarray(v, dtype=dtype)
+        kind = field_of(k).kind
+        out[k] = jnp.asarray(np.asarray(v), dtype=jnp.int32 if kind == "int" else bool if kind == "bool" else dtype)
     return out
 
 

@@ -1,23 +1,21 @@
-"""PyTorch side of the batch contract in ``zoo.graphs.batch``."""
+"""PyTorch side of the batch contract (``zoo.graphs.batch``) and the array operations model math needs."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-_INT_KEYS = {"numbers", "senders", "receivers", "node_graph", "edge_graph", "n_nodes", "n_edges"}
-_BOOL_KEYS = {"node_mask", "edge_mask", "graph_mask"}
+from zoo.graphs.batch import field_of
 
 
-def to_torch(batch: dict[str, np.ndarray], dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def to_torch(batch: Mapping[str, np.ndarray], dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A ``Batch`` as torch tensors: index and count arrays int64, masks bool, the rest ``dtype``."""
     out = {}
     for k, v in batch.items():
+        kind = field_of(k).kind
         t = torch.from_numpy(np.asarray(v))
-        if k in _INT_KEYS:
-            t = t.long()
-        elif k in _BOOL_KEYS:
-            t = t.bool()
-        else:
-            t = t.to(dtype)
+        t = t.long() if kind == "int" else t.bool() if kind == "bool" else t.to(dtype)
         out[k] = t.to(device, non_blocking=True)
     return out
 

@@ -1,16 +1,21 @@
 """Periodic crystal graphs (numpy), shared by every model and both backends."""
 from .graph import ARRAY_FIELDS, GRAPH_FORMAT_VERSION, CrystalGraph
-from .batch import bucket_size, collate, pad_batch
+from .batch import FIELDS, Batch, BucketPolicy, Field, bucket_size, collate, pad_batch, register_field
 from .structures import StructureError, to_structure
 from .neighbors import neighbor_list
-from .features import cgcnn_atom_features, gaussian_expansion, original_cgcnn_atom_features
+from .features import cgcnn_atom_features, original_cgcnn_atom_features
 from .builder import GraphSpec, build_graph, build_graphs
-from .cache import cache_root, structure_hash
+from .cache import structure_hash
 
 __all__ = [
     "ARRAY_FIELDS",
     "GRAPH_FORMAT_VERSION",
     "CrystalGraph",
+    "Batch",
+    "BucketPolicy",
+    "FIELDS",
+    "Field",
+    "register_field",
     "bucket_size",
     "collate",
     "pad_batch",
@@ -19,10 +24,8 @@ __all__ = [
     "neighbor_list",
     "cgcnn_atom_features",
     "original_cgcnn_atom_features",
-    "gaussian_expansion",
     "GraphSpec",
     "build_graph",
     "build_graphs",
-    "cache_root",
     "structure_hash",
 ]

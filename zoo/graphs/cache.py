@@ -14,7 +14,7 @@ arrays with offsets, so that a 100k-structure data set is one file read, not 100
   positions/lattices are stored; edge vectors and distances are rebuilt with
   ``neighbors.edge_geometry``, the same element-wise formula the builder uses, so the round trip is
   bit-exact and the file is ~4x smaller;
-- written with ``np.savez`` through ``zoo.io.atomic_path`` and read with ``allow_pickle=False``.
+- written with ``np.savez`` through ``zoo.core.io.atomic_path`` and read with ``allow_pickle=False``.
 """
 from __future__ import annotations
 
@@ -26,25 +26,15 @@ from typing import Sequence
 
 import numpy as np
 
+from zoo.core.io import atomic_path
+from zoo.core.paths import cache_root
+
 from .graph import GRAPH_FORMAT_VERSION, CrystalGraph
 from .neighbors import edge_geometry
 
 log = logging.getLogger("zoo.graphs")
 
 CACHE_FORMAT_VERSION = 1  # layout of the .npz below; bump on any change
-
-
-def cache_root() -> Path:
-    """``$ZOO_CACHE`` or the per-user cache folder of crystal-zoo."""
-    env = os.environ.get("ZOO_CACHE")
-    if env:
-        return Path(env).expanduser()
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("crystal-zoo", appauthor=False))
-    except ImportError:
-        return Path.home() / ".cache" / "crystal-zoo"
 
 
 def graph_cache_dir(root: str | os.PathLike | None = None) -> Path:
@@ -78,8 +68,6 @@ def cache_path(structure_hashes: Sequence[str], spec_key: str, root: str | os.Pa
 
 def save_graphs(path: str | os.PathLike, graphs: Sequence[CrystalGraph | None], structure_hashes: Sequence[str], spec_key: str) -> None:
     """Write graphs (None = a structure that failed; it is rebuilt, and fails again, on load)."""
-    from zoo.io import atomic_path
-
     if len(graphs) != len(structure_hashes):
         raise ValueError(f"{len(graphs)} graphs for {len(structure_hashes)} structure hashes")
     ok = np.array([g is not None for g in graphs], dtype=bool)

@@ -1,89 +1,112 @@
-"""Model registry: one config dataclass per model family, one module per backend.
+"""Model families: one folder per family, registered where it is defined, built for either backend.
 
-Each family lives in ``zoo/models/<family>/`` with ``config.py`` (a dataclass, backend-free),
-``torch.py`` and ``jax.py`` (thin adapters that mirror each other), and registers itself here.
-Backends are imported only when a model of that backend is built.
+A family is a config dataclass (backend-free: hyper-parameters, ``graph_spec()``, ``with_target()``)
+plus one model class per backend, registered with ``@register_family`` on the config class::
 
-Model call contract (both backends), on a batch from ``zoo.graphs.collate`` / ``pad_batch``:
-- torch: ``model(batch) -> Tensor (G, *out_shape)`` where ``batch`` holds torch tensors
-  (``zoo.backend.torch.to_torch``); ``model.train()`` / ``model.eval()`` as usual.
+    @register_family("cgcnn", backends={"torch": "zoo.models.cgcnn.torch:CGCNN", "jax": "zoo.models.cgcnn.jax:CGCNN"},
+                     outputs=("scalar", "class"), description="...", citation="@article{...}")
+    @dataclass(frozen=True)
+    class CGCNNConfig: ...
+
+Every sub-package of ``zoo.models`` is imported the first time the registry is read, so a new family
+is its folder and nothing else; a family defined outside crystal-zoo registers itself the same way
+when its module is imported. Backends are imported only when a model of that backend is built.
+
+Model call contract (both backends), on a ``zoo.graphs.Batch`` converted by ``zoo.backend``:
+
+- torch: ``model(batch) -> Tensor (G, *out_shape)``; ``model.train()`` / ``model.eval()`` as usual;
 - jax (Flax linen): ``module.apply(variables, batch, train=bool, mutable=[...])`` with
-  ``variables = {"params": ..., "batch_stats": ...}``; same output. Parameter paths mirror the torch
-  ``state_dict`` names (``conv_layers.0.fc_full.weight`` ↔ ``params/conv_layers_0/fc_full/kernel``)
-  and ``zoo.models.<family>.jax`` provides ``from_torch_state_dict`` / ``to_torch_state_dict``.
-- The weight format is the torch ``state_dict`` in safetensors + the config as JSON
-  (``zoo.weights``), whichever backend trained it.
+  ``variables = {"params": ..., "batch_stats": ...}``; same output.
+- Weights: the torch ``state_dict`` in safetensors + the config as JSON (``zoo.core.weights``),
+  whichever backend trained them. The flax module declares its parameters under the torch names and
+  shapes, so ``zoo.backend.params`` converts between the two by renaming alone.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from zoo import BACKENDS
+from zoo.core.registry import Registry
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class Family:
+    """What the registry knows about a model family (metadata as data, in the timm / matbench spirit)."""
+
     name: str
-    config_cls: type
-    modules: dict[str, str]  # backend -> "module.path:ClassName"
+    config: type  # frozen dataclass with graph_spec() and with_target(target)
+    backends: Mapping[str, Any]  # backend -> model class, or "module:Class" imported when first built
+    outputs: tuple[str, ...] = ("scalar",)  # target kinds it can predict: "scalar", "class", "tensor"
     description: str = ""
-    # Output kinds the family can produce: "scalar", "class", "tensor".
-    outputs: tuple[str, ...] = ("scalar",)
+    citation: str = ""  # BibTeX of the architecture's paper
+    license: str = "MIT"  # of crystal-zoo's code for it (weights carry their own licence)
+    reference_code: str = ""  # URL of the original implementation, where there is one
+    pretrained: Mapping[str, Any] = field(default_factory=dict)  # tag -> pretrained entry (zoo.pretrained)
 
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register(entry: ModelEntry) -> ModelEntry:
-    if entry.name in _REGISTRY and _REGISTRY[entry.name] != entry:
-        raise ValueError(f"model {entry.name!r} registered twice")
-    _REGISTRY[entry.name] = entry
-    return entry
-
-
-def _load_families() -> None:
-    # Config modules are backend-free; importing them registers the families.
-    for fam in ("cgcnn", "tfn"):
+    def model_class(self, backend: str) -> Callable[..., Any]:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if backend not in self.backends:
+            raise NotImplementedError(f"model {self.name!r} has no {backend} implementation (it has {sorted(self.backends)})")
+        target = self.backends[backend]
+        if not isinstance(target, str):
+            return target
+        module, cls = target.split(":")
         try:
-            importlib.import_module(f"zoo.models.{fam}.config")
-        except ModuleNotFoundError as exc:  # a family not written yet
-            if exc.name != f"zoo.models.{fam}.config":
-                raise
+            return getattr(importlib.import_module(module), cls)
+        except ImportError as exc:
+            raise ImportError(f"model {self.name!r} needs the {backend} backend: pip install 'crystal-zoo[{backend}]' ({exc})") from exc
+
+
+def _builtin_families() -> tuple[str, ...]:
+    """Every sub-package of zoo.models is a family; importing it registers it."""
+    return tuple(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.ispkg)
+
+
+FAMILIES: Registry[Family] = Registry("model", providers=_builtin_families())
+
+
+def register_family(name: str, *, backends: Mapping[str, Any], outputs: tuple[str, ...] = ("scalar",), description: str = "",
+                    citation: str = "", license: str = "MIT", reference_code: str = "", replace: bool = False):
+    """Class decorator: register the decorated config dataclass as model family ``name``."""
+
+    def decorate(config_cls: type) -> type:
+        if not dataclasses.is_dataclass(config_cls):
+            raise TypeError(f"register_family({name!r}) decorates a dataclass (the family's config), got {config_cls!r}")
+        for method in ("graph_spec", "with_target"):
+            if not callable(getattr(config_cls, method, None)):
+                raise TypeError(f"{config_cls.__name__} must define {method}() to be a model family config")
+        FAMILIES.add(name, Family(name, config_cls, dict(backends), tuple(outputs), description, citation, license,
+                                  reference_code), replace=replace)
+        return config_cls
+
+    return decorate
 
 
 def list_models() -> list[str]:
-    _load_families()
-    return sorted(_REGISTRY)
+    return FAMILIES.names()
 
 
-def get_entry(name: str) -> ModelEntry:
-    _load_families()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}") from None
+def get_family(name: str) -> Family:
+    return FAMILIES.get(name)
 
 
 def model_class(name: str, backend: str) -> Callable[..., Any]:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    entry = get_entry(name)
-    if backend not in entry.modules:
-        raise NotImplementedError(f"model {name!r} has no {backend} implementation")
-    mod, cls = entry.modules[backend].split(":")
-    try:
-        module = importlib.import_module(mod)
-    except ImportError as exc:
-        raise ImportError(f"model {name!r} needs the {backend} backend: pip install 'crystal-zoo[{backend}]' ({exc})") from exc
-    return getattr(module, cls)
+    return get_family(name).model_class(backend)
 
 
 def make_config(name: str, **overrides: Any):
-    entry = get_entry(name)
-    return entry.config_cls(**overrides)
+    fam = get_family(name)
+    names = {f.name for f in dataclasses.fields(fam.config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"{fam.config.__name__} has no field(s) {unknown}; its fields are {sorted(names)}")
+    return fam.config(**overrides)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -92,16 +115,28 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(name: str, d: dict[str, Any]):
-    entry = get_entry(name)
-    fields = {f.name: f for f in dataclasses.fields(entry.config_cls)}
-    unknown = set(d) - set(fields)
+    """The config written by ``config_to_dict``. A family may rename or drop fields between versions by
+    giving its config a ``migrate(dict) -> dict`` static method; anything else unknown is an error."""
+    cls = get_family(name).config
+    migrate = getattr(cls, "migrate", None)
+    if migrate is not None:
+        d = migrate(dict(d))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - fields
     if unknown:
         raise ValueError(f"config for {name!r} has unknown fields {sorted(unknown)}: written by another version?")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    return entry.config_cls(**kwargs)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def build(name: str, backend: str, config: Any | None = None, **overrides: Any):
-    """Build an (uninitialised for jax) model of family ``name`` in ``backend``."""
+    """An (uninitialised for jax) model of family ``name`` in ``backend``."""
     config = config if config is not None else make_config(name, **overrides)
     return model_class(name, backend)(config)
+
+
+create_model = build  # timm's name for the same thing
+
+__all__ = [
+    "FAMILIES", "Family", "build", "config_from_dict", "config_to_dict", "create_model", "get_family", "list_models",
+    "make_config", "model_class", "register_family",
+]

@@ -37,9 +37,9 @@ def per_graph_loss(kind: str, out: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def _family_module(model_name: str):
-    from zoo.models import get_entry
+    from zoo.models import get_family
 
-    return importlib.import_module(get_entry(model_name).modules["jax"].split(":")[0])
+    return importlib.import_module(get_family(model_name).backends["jax"].split(":")[0])
 
 
 def _cast_floats(tree, dtype):

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from zoo.io import append_jsonl, read_jsonl, write_json, write_text
+from zoo.core.io import append_jsonl, read_jsonl, write_json, write_text
 
 from . import runs
 
@@ -86,7 +86,7 @@ class TrainConfig:
     data_dir: str | None = None
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    init_weights: str | None = None  # start from these weights (zoo.weights stem) instead of a random init
+    init_weights: str | None = None  # start from these weights (zoo.core.weights stem) instead of a random init
     graph_cache: bool = True
     progress: bool = True
 
@@ -175,7 +175,7 @@ def resolve_loss(config: TrainConfig, target) -> str:
 
 def compute_metrics(target, y_true: np.ndarray, y_pred: np.ndarray, structures=None, full: bool = True) -> dict[str, float]:
     """Metrics in task units. ``mae``/``rmse`` are always present (``mae`` of a tensor = mean component
-    error); ``full`` adds ``tasks.metrics`` (scalar: max_error, r2; tensor: Fnorm, EwT, symmetry ...)."""
+    error); ``full`` adds ``zoo.tasks.metrics`` (scalar: max_error, r2; tensor: Fnorm, EwT, symmetry ...)."""
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
     if len(y_true) == 0:
@@ -187,8 +187,8 @@ def compute_metrics(target, y_true: np.ndarray, y_pred: np.ndarray, structures=N
     if not full:
         return out
     try:
-        from tasks import metrics as task_metrics
-    except ImportError:  # tasks/metrics.py absent from this installation: mae / rmse only
+        from zoo.tasks import metrics as task_metrics
+    except ImportError:  # zoo/tasks/metrics.py absent from this installation: mae / rmse only
         log.warning("tasks.metrics is not importable: reporting mae and rmse only")
         return out
     if target.kind == "tensor":
@@ -511,9 +511,9 @@ class TrainResult:
 
 
 def _model_config(config: TrainConfig, target, saved: dict | None = None):
-    from zoo.models import config_from_dict, get_entry, make_config
+    from zoo.models import config_from_dict, get_family, make_config
 
-    entry = get_entry(config.model)
+    entry = get_family(config.model)
     kinds = entry.outputs
     if target.kind not in kinds:
         raise TrainingError(f"model {config.model!r} predicts {list(kinds)}, but task {config.task!r} needs a {target.kind} target")
@@ -541,7 +541,7 @@ def _weights_meta(config: TrainConfig, model_config, graph_spec, target, normali
 def _resolve_task(config: TrainConfig, task=None):
     if task is not None:
         return task
-    import tasks
+    from zoo import tasks
 
     kwargs = dict(config.task_kwargs)
     if config.data_dir is not None:
@@ -606,7 +606,7 @@ def train(
     example = data.train.graphs[: min(len(data.train), config.batch_size)]
     adapter.init(example)
     if config.init_weights and resume is None:
-        from zoo import weights
+        from zoo.core import weights
 
         state, _ = weights.load(config.init_weights)
         adapter.load_state_dict(state)
@@ -799,7 +799,7 @@ def _check_same_task(run_dir: Path, task_spec, graph_spec) -> None:
 
 
 def _save_best(stem: Path, best_state, config, model_config, graph_spec, target, normalizer, task_spec, state, run_dir) -> None:
-    from zoo import weights
+    from zoo.core import weights
 
     meta = _weights_meta(config, model_config, graph_spec, target, normalizer, task_spec,
                          {"epoch": state["best_epoch"], "val_" + selection_metric(target): state["best_metric"], "run": run_dir.name})
@@ -810,8 +810,8 @@ def _save_checkpoint(run_dir: Path, epoch: int, adapter: Adapter, sched: LRSched
                      config, model_config, graph_spec, target, normalizer, task_spec) -> None:
     from safetensors.numpy import save_file
 
-    from zoo import weights
-    from zoo.io import atomic_path
+    from zoo.core import weights
+    from zoo.core.io import atomic_path
 
     path = runs.new_checkpoint_dir(run_dir, epoch)
     meta = _weights_meta(config, model_config, graph_spec, target, normalizer, task_spec, {"epoch": epoch, "run": run_dir.name})
@@ -837,7 +837,7 @@ def _save_checkpoint(run_dir: Path, epoch: int, adapter: Adapter, sched: LRSched
 def _load_checkpoint(path: Path, adapter: Adapter, sched: LRSchedule):
     from safetensors.numpy import load_file
 
-    from zoo import weights
+    from zoo.core import weights
 
     meta = json.loads((path / "trainer.json").read_text())
     model_state, _ = weights.load(path / "model")
@@ -868,7 +868,7 @@ class TrainedModel:
     """Best weights + metadata: builds the model alone and predicts in task units."""
 
     def __init__(self, state: dict[str, np.ndarray], meta: dict[str, Any], backend: str = "torch", dtype: str | None = None, batch_size: int = 64):
-        from tasks.spec import TargetSpec
+        from zoo.tasks.spec import TargetSpec
         from zoo.graphs import GraphSpec
         from zoo.models import config_from_dict
 
@@ -918,7 +918,7 @@ def resolve_weights(path: str | os.PathLike) -> Path:
 
 
 def load_trained(path: str | os.PathLike, backend: str = "torch", dtype: str | None = None, batch_size: int = 64) -> TrainedModel:
-    from zoo import weights
+    from zoo.core import weights
 
     state, meta = weights.load(resolve_weights(path))
     for key in ("model", "config", "featurization", "target", "normalizer"):
@@ -936,7 +936,7 @@ def evaluate(path: str | os.PathLike, task=None, fold: int | None = None, backen
     model = load_trained(path, backend=backend)
     meta = model.meta
     if task is None or isinstance(task, str):
-        import tasks
+        from zoo import tasks
 
         name = task or meta["task"]["name"]
         task = tasks.get(name, **({"data_dir": data_dir} if data_dir else {}))

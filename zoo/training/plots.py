@@ -18,7 +18,7 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from zoo.io import atomic_path
+    from zoo.core.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

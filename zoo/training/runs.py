@@ -14,7 +14,7 @@ Layout of ``runs/<UTC time>_<model>_<backend>_<task>_f<fold>_<random>/``::
     checkpoint/epoch_NNNN/   model.*, best.*, trainer.* of the last finished epoch
     plots/learning_curve.png, plots/parity_val.png, plots/parity_test.png
 
-Every file is written atomically (``zoo.io``); a checkpoint is a whole folder made complete before the
+Every file is written atomically (``zoo.core.io``); a checkpoint is a whole folder made complete before the
 ``LATEST`` pointer names it, so a kill at any moment leaves the previous checkpoint usable.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.io import write_json, write_text
+from zoo.core.io import write_json, write_text
 
 CHECKPOINT_DIR = "checkpoint"
 LATEST = "LATEST"

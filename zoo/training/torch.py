@@ -86,7 +86,7 @@ class TorchAdapter(Adapter):
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        from zoo.weights import check_state_matches
+        from zoo.core.weights import check_state_matches
 
         own = self.model.state_dict()
         check_state_matches(own, state, what=f"{self.model_name} weights")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from zoo.models import ModelEntry, register
+from zoo.models import register_family
 
 # "cgcnn": the exact table CGCNN shipped (atom_init.json); "cgcnn_derived": the same encoding rebuilt from
 # pymatgen (zoo.graphs.features.cgcnn_atom_features); "embedding": learnable. Fixed tables are data,
@@ -19,6 +19,18 @@ ATOM_FEATURES = ("cgcnn", "cgcnn_derived", "embedding")
 TABLE_ROWS = 101  # table rows are indexed by atomic number Z = 0..100; row 0 is padding (zeros)
 
 
+@register_family(
+    "cgcnn",
+    backends={"torch": "zoo.models.cgcnn.torch:CGCNN", "jax": "zoo.models.cgcnn.jax:CGCNN"},
+    outputs=("scalar", "class"),
+    description="Crystal Graph Convolutional Neural Network (Xie & Grossman, PRL 120, 145301, 2018)",
+    citation=(
+        "@article{xie2018cgcnn, title={Crystal Graph Convolutional Neural Networks for an Accurate and Interpretable "
+        "Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, journal={Phys. Rev. Lett.}, "
+        "volume={120}, pages={145301}, year={2018}}"
+    ),
+    reference_code="https://github.com/txie-93/cgcnn",
+)
 @dataclass(frozen=True)
 class CGCNNConfig:
     atom_fea_len: int = 64  # hidden atom features in the convolutions
@@ -64,7 +76,7 @@ class CGCNNConfig:
         """Number of Gaussian centres (41 for the defaults), taken from the expansion itself so they agree."""
         import numpy as np
 
-        from zoo.graphs.features import gaussian_expansion
+        from zoo.nn import gaussian_expansion
 
         return int(gaussian_expansion(np.zeros(1), dmin=self.dmin, dmax=self.dmax, step=self.step, var=self.var).shape[-1])
 
@@ -92,7 +104,7 @@ class CGCNNConfig:
         return GraphSpec(rule="cgcnn", radius=self.radius, max_neighbors=self.max_neighbors)
 
     def with_target(self, target) -> "CGCNNConfig":
-        """Set the output head for ``target`` (a ``tasks.spec.TargetSpec``)."""
+        """Set the output head for ``target`` (a ``zoo.tasks.spec.TargetSpec``)."""
         kind = getattr(target, "kind", None)
         if kind == "scalar":
             return dataclasses.replace(self, classification=False)
@@ -106,16 +118,6 @@ class CGCNNConfig:
             )
         raise ValueError(f"CGCNN supports 'scalar' and 'class' targets, got kind {kind!r} for target {target!r}")
 
-
-register(
-    ModelEntry(
-        "cgcnn",
-        CGCNNConfig,
-        {"torch": "zoo.models.cgcnn.torch:CGCNN", "jax": "zoo.models.cgcnn.jax:CGCNN"},
-        description="Crystal Graph Convolutional Neural Network (Xie & Grossman, PRL 120, 145301, 2018)",
-        outputs=("scalar", "class"),
-    )
-)
 
 
 def state_layout(config: CGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -174,14 +176,14 @@ def _widths_of_state(state: dict) -> dict[str, object]:
 
 
 def check_state(config: CGCNNConfig, state: dict, what: str = "CGCNN weights") -> None:
-    """Raise ``zoo.weights.WeightsError`` unless ``state`` (torch names) fits a CGCNN built from ``config``.
+    """Raise ``zoo.core.weights.WeightsError`` unless ``state`` (torch names) fits a CGCNN built from ``config``.
 
     The message names the hyper-parameters that differ (e.g. weights of another width), then the
     tensors, so the fix (build the model from the config saved with the weights) is obvious.
     """
     import numpy as np
 
-    from zoo.weights import WeightsError, check_state_matches
+    from zoo.core.weights import WeightsError, check_state_matches
 
     want = {
         "atom_fea_len": config.atom_fea_len,
@@ -201,6 +203,6 @@ def check_state(config: CGCNNConfig, state: dict, what: str = "CGCNN weights") -
             + ", ".join(f"{k}={a!r}" for k, (a, _) in diff.items())
             + " but the model was built with "
             + ", ".join(f"{k}={b!r}" for k, (_, b) in diff.items())
-            + ". Build the model from the config saved next to the weights (zoo.weights.load returns it)."
+            + ". Build the model from the config saved next to the weights (zoo.core.weights.load returns it)."
         )
     check_state_matches({k: np.empty(s) for k, (_, s) in state_layout(config).items()}, state, what=what)

@@ -140,7 +140,7 @@ class CGCNN(nn.Module):
 
     @nn.compact
     def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> jax.Array:
-        from zoo.graphs.features import gaussian_expansion
+        from zoo.nn import gaussian_expansion
 
         cfg = self.config
         A, M, F0 = cfg.atom_fea_len, cfg.nbr_fea_len, cfg.orig_atom_fea_len

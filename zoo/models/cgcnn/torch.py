@@ -127,7 +127,7 @@ class CGCNN(nn.Module):
         return self.atom_embedding(numbers)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from zoo.graphs.features import gaussian_expansion
+        from zoo.nn import gaussian_expansion
 
         cfg = self.config
         v = self.embedding(self.atom_inputs(batch["numbers"]).to(self.embedding.weight.dtype))
@@ -159,7 +159,7 @@ class CGCNN(nn.Module):
 
 
 def state_arrays(model: CGCNN) -> dict[str, np.ndarray]:
-    """The model's ``state_dict`` as numpy arrays (the weight format of ``zoo.weights``)."""
+    """The model's ``state_dict`` as numpy arrays (the weight format of ``zoo.core.weights``)."""
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 

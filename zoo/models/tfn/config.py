@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from zoo.models import ModelEntry, register
+from zoo.models import register_family
+from zoo.tensors import cartesian_irreps, irreps_string, rank_of
 
 from . import irreps as _ir
 
@@ -28,6 +29,18 @@ MESSAGE_NORMS = ("mean", "sqrt")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is only used by padding nodes
 
 
+@register_family(
+    "tfn",
+    backends={"torch": "zoo.models.tfn.torch:Model", "jax": "zoo.models.tfn.jax:Model"},
+    outputs=("scalar", "tensor"),
+    description="Periodic tensor field network (Thomas et al. 2018) with e3nn gated point convolutions; O(3)-equivariant scalar and Cartesian tensor heads",
+    citation=(
+        "@article{thomas2018tfn, title={Tensor field networks: Rotation- and translation-equivariant neural networks for 3D "
+           "point clouds}, author={Thomas, Nathaniel and Smidt, Tess and Kearnes, Steven and Yang, Lusann and Li, Li and "
+           "Kohlhoff, Kai and Riley, Patrick}, journal={arXiv:1802.08219}, year={2018}}"
+    ),
+    reference_code="https://github.com/e3nn/e3nn",
+)
 @dataclass(frozen=True)
 class TFNConfig:
     # Hidden features: both parities of l = 0, 1, 2. A layer keeps the irreps its convolution can reach.
@@ -112,9 +125,8 @@ class TFNConfig:
                 raise ValueError(f"TFNConfig: a tensor target needs 1 <= target_rank <= 4, got {self.target_rank}")
             if self.target_formula is None:
                 raise ValueError("TFNConfig: a tensor target needs target_formula (use with_target(), which fills it in)")
-            base, _ = _ir.parse_formula(self.target_formula)
-            if len(base) != self.target_rank:
-                raise ValueError(f"TFNConfig.target_formula={self.target_formula!r} has rank {len(base)}, not target_rank={self.target_rank}")
+            if rank_of(self.target_formula) != self.target_rank:
+                raise ValueError(f"TFNConfig.target_formula={self.target_formula!r} has rank {rank_of(self.target_formula)}, not target_rank={self.target_rank}")
             if self.output_shift != 0.0:
                 raise ValueError("TFNConfig.output_shift must be 0 for a tensor target (a constant tensor is not rotation equivariant)")
         # Building the plan checks that the read-out can reach every output irrep.
@@ -126,7 +138,7 @@ class TFNConfig:
         """Irreps of the read-out: "1x0e" for a scalar, those of ``CartesianTensor(target_formula)``."""
         if self.target_kind == "scalar":
             return "1x0e"
-        return _ir.format_irreps(_ir.cartesian_irreps(self.target_formula))
+        return irreps_string(cartesian_irreps(self.target_formula))
 
     @property
     def message_scale(self) -> float:
@@ -161,7 +173,7 @@ class TFNConfig:
         return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None)
 
     def with_target(self, target) -> "TFNConfig":
-        """Set the output head for ``target`` (a ``tasks.spec.TargetSpec``): scalar or Cartesian tensor."""
+        """Set the output head for ``target`` (a ``zoo.tasks.spec.TargetSpec``): scalar or Cartesian tensor."""
         kind = getattr(target, "kind", None)
         name = getattr(target, "name", "?")
         if kind == "scalar":
@@ -226,13 +238,3 @@ def n_parameters(config: TFNConfig) -> int:
         n += k
     return n
 
-
-register(
-    ModelEntry(
-        "tfn",
-        TFNConfig,
-        {"torch": "zoo.models.tfn.torch:Model", "jax": "zoo.models.tfn.jax:Model"},
-        description="Periodic tensor field network (Thomas et al. 2018) with e3nn gated point convolutions; O(3)-equivariant scalar and Cartesian tensor heads",
-        outputs=("scalar", "tensor"),
-    )
-)

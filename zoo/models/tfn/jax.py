@@ -21,6 +21,7 @@ import numpy as np
 from e3nn_jax.legacy import FunctionalTensorProduct
 
 from zoo.backend.jax import segment_mean, segment_sum
+from zoo.tensors import cartesian_basis
 
 from . import irreps as _ir
 from .config import N_SPECIES, TFNConfig, state_layout
@@ -31,15 +32,6 @@ _normal = nn.initializers.normal(stddev=1.0)
 def _ej(irreps) -> ej.Irreps:
     # Built from our string, never sorted/simplified, so the order matches the torch model's.
     return ej.Irreps(_ir.format_irreps(irreps))
-
-
-@lru_cache(maxsize=None)
-def cartesian_basis(formula: str) -> np.ndarray:
-    """(D, 3, ..., 3) float64 irreps → Cartesian map: e3nn-jax's reduced basis in canonical form (see torch.py)."""
-    base, _ = _ir.parse_formula(formula)
-    rtp = ej.reduced_tensor_product_basis(formula, **{c: "1o" for c in base})
-    Q = np.moveaxis(np.asarray(rtp.array, dtype=np.float64), -1, 0)
-    return _ir.canonical_change_of_basis(Q, _ir.parse_irreps(str(rtp.irreps)), _ir.cartesian_irreps(formula))
 
 
 @lru_cache(maxsize=None)
@@ -311,7 +303,7 @@ def _path_to_torch_name(path: tuple[str, ...]) -> str:
 
 def from_torch_state_dict(state: dict, config: TFNConfig) -> dict:
     """torch ``state_dict`` (numpy or torch arrays) → flax ``{"params": ...}``; values are copied exactly."""
-    from zoo.weights import check_state_matches
+    from zoo.core.weights import check_state_matches
 
     layout = state_layout(config)
     state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state.items()}
@@ -334,7 +326,7 @@ def to_torch_state_dict(variables, config: TFNConfig) -> dict[str, np.ndarray]:
         keys = tuple(getattr(k, "key", getattr(k, "name", None)) for k in path)
         flat[_path_to_torch_name(keys)] = np.asarray(leaf)
     layout = state_layout(config)
-    from zoo.weights import check_state_matches
+    from zoo.core.weights import check_state_matches
 
     check_state_matches({k: np.broadcast_to(np.float32(0), s) for k, s in layout.items()}, flat, what="TFN JAX parameters")
     return {k: flat[k] for k in layout}

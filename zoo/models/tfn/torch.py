@@ -15,7 +15,6 @@ symbols) follow from the config and are kept out of it, so it is the backend-neu
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from e3nn import o3
 from torch import nn
 
 from zoo.backend.torch import segment_sum
+from zoo.tensors import cartesian_basis
 
 from . import irreps as _ir
 from .config import N_SPECIES, TFNConfig
@@ -39,26 +39,6 @@ def _weights_only_state(module: nn.Module) -> None:
     for m in module.modules():
         for name in list(m._buffers):
             m._non_persistent_buffers_set.add(name)
-
-
-@lru_cache(maxsize=None)
-def cartesian_basis(formula: str) -> np.ndarray:
-    """(D, 3, ..., 3) float64 map from the read-out irreps to the Cartesian tensor, canonical form.
-
-    e3nn's ``CartesianTensor(formula)`` basis, rewritten by ``irreps.canonical_change_of_basis`` so that
-    it equals the one the JAX model derives from e3nn-jax (the libraries mix equal irreps differently).
-    """
-    from e3nn.io import CartesianTensor
-
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # e3nn casts the (float64) basis to the default dtype
-    try:
-        ct = CartesianTensor(formula)
-        Q = ct.reduced_tensor_products().change_of_basis.detach().cpu().numpy().astype(np.float64)
-        irreps_q = _ir.parse_irreps(str(ct))
-    finally:
-        torch.set_default_dtype(old)
-    return _ir.canonical_change_of_basis(Q, irreps_q, _ir.cartesian_irreps(formula))
 
 
 class FusedTP(nn.Module):

@@ -1,0 +1,419 @@
+"""Training loop, run folders, checkpoints and resume, on a tiny in-memory task (both backends).
+
+The toy task: 40 rock-salt-like two-atom cubic cells (a = 3..5 Å, four cations) whose target is the
+volume per atom a^3/2 (Å^3/atom). CGCNN sees a only through the bond lengths, so the target is
+learnable but not trivial; the model is shrunk (8 features, 1 convolution) so every run takes seconds.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import ROOT, TINY, toy_frame, toy_task
+from zoo.tasks.base import ArrayTask
+from zoo.tasks.spec import TargetSpec, TaskSpec
+
+def cfg(tmp_path, **kw):
+    from zoo.training import TrainConfig
+
+    base = dict(model="cgcnn", backend="torch", epochs=3, batch_size=8, lr=3e-3, out=str(tmp_path / "runs"), progress=False,
+                graph_cache=False, model_overrides=dict(TINY), patience=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return toy_task()
+
+
+class Kill(Exception):
+    """Stands in for a kill: raised right after an epoch's checkpoint is committed."""
+
+
+def kill_after(k: int):
+    def hook(record):
+        if record["epoch"] == k:
+            raise Kill(k)
+
+    return hook
+
+
+def rows_without_time(run_dir) -> list[dict]:
+    from zoo.core.io import read_jsonl
+
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in read_jsonl(Path(run_dir) / "metrics.jsonl")]
+
+
+# ------------------------------------------------------------------------------------------- units
+def test_normalizer_scalar_round_trip():
+    from zoo.training import TargetNormalizer
+
+    y = np.array([1.0, 2.0, 4.0, 9.0])
+    n = TargetNormalizer.fit(y, TargetSpec("y"))
+    z = n.forward(y)
+    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
+    np.testing.assert_allclose(n.inverse(z), y, rtol=0, atol=1e-12)
+    assert TargetNormalizer.from_dict(json.loads(json.dumps(n.to_dict()))).to_dict() == n.to_dict()
+
+
+def test_normalizer_tensor_commutes_with_rotations():
+    """Scale-only and O(3)-invariant: normalising a rotated tensor = rotating the normalised one."""
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+    from zoo.training import TargetNormalizer
+
+    rng = np.random.default_rng(1)
+    T = rng.normal(size=(20, 3, 3))
+    T = T + T.transpose(0, 2, 1) + 5 * np.eye(3)
+    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
+    n = TargetNormalizer.fit(T, spec)
+    R = Rotation.random(random_state=3).as_matrix() * -1.0  # an improper rotation (O(3), det -1)
+    TR = np.stack([rotate_tensor(t, R) for t in T])
+    n_rot = TargetNormalizer.fit(TR, spec)
+    assert n_rot.scale == pytest.approx(n.scale, rel=1e-12)
+    np.testing.assert_allclose(n_rot.forward(TR), np.stack([rotate_tensor(z, R) for z in n.forward(T)]), atol=1e-12)
+    assert np.all(n.mean == 0)
+    # The scale is the RMS component: standardised tensors have unit mean square component.
+    assert np.mean(n.forward(T) ** 2) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_cosine_and_plateau_schedules():
+    from zoo.training import LRSchedule, TrainConfig
+
+    c = TrainConfig(epochs=10, lr=1e-2, warmup_epochs=1, min_lr_factor=0.01)
+    s = LRSchedule(c, steps_per_epoch=10)
+    assert s.warmup == 10
+    assert s.lr(0) == pytest.approx(1e-3) and s.lr(9) == pytest.approx(1e-2)
+    assert s.lr(10) == pytest.approx(1e-2)
+    assert s.lr(100) == pytest.approx(1e-4, rel=1e-12)  # cosine ends at lr * min_lr_factor
+    assert 1e-4 < s.lr(99) < 1.1e-4
+    lrs = [s.lr(k) for k in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+    p = LRSchedule(TrainConfig(epochs=10, lr=1e-2, schedule="plateau", warmup_epochs=0, plateau_patience=2, plateau_factor=0.5), 5)
+    for m in (1.0, 0.5, 0.6, 0.7):  # two epochs without improvement -> halve
+        p.end_epoch(m)
+    assert p.lr(30) == pytest.approx(5e-3)
+    q = LRSchedule(TrainConfig(epochs=10, lr=1e-2, schedule="plateau", warmup_epochs=0), 5)
+    q.load_state_dict(json.loads(json.dumps(p.state_dict())))
+    assert q.lr(30) == p.lr(30) and q.state_dict() == p.state_dict()
+
+
+def test_run_folders_are_never_reused(tmp_path):
+    from zoo.training import runs
+
+    a = runs.create_run_dir(tmp_path, "cgcnn", "torch", "toy_volume", 0)
+    (a / "marker").write_text("keep me")
+    b = runs.create_run_dir(tmp_path, "cgcnn", "torch", "toy_volume", 0)
+    assert a != b and (a / "marker").read_text() == "keep me"
+    assert re.fullmatch(r"\d{8}T\d{6}Z_cgcnn_torch_toy_volume_f0_[0-9a-f]{6}", a.name), a.name
+
+
+def test_predictions_csv_round_trip_is_exact(tmp_path):
+    from zoo.training import runs
+
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=(5, 3, 3)) * 1e3, rng.normal(size=(5, 3, 3)) / 7
+    runs.write_predictions(tmp_path / "p.csv", [f"id{i}" for i in range(5)], y, p, {"graph_failed": [False] * 4 + [True]})
+    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["id", "y_true_xx", "y_true_xy"] and "y_pred_zz" in header
+    back = runs.read_predictions(tmp_path / "p.csv", shape=(3, 3))
+    assert np.array_equal(back["y_true"], y) and np.array_equal(back["y_pred"], p)
+    assert back["id"] == [f"id{i}" for i in range(5)] and back["graph_failed"] == [False] * 4 + [True]
+
+
+def test_validation_split_is_seeded_and_inside_train(task):
+    from zoo.training import TrainConfig
+    from zoo.training.loop import validation_ids
+
+    ids = [f"s{i}" for i in range(50)]
+
+    class NoVal:
+        def get_validation_ids(self, fold):
+            return None
+
+    c = TrainConfig()
+    v1, v2 = validation_ids(NoVal(), 0, ids, c), validation_ids(NoVal(), 0, ids, c)
+    assert v1 == v2 and len(v1) == 5 and set(v1) <= set(ids)
+    assert validation_ids(NoVal(), 1, ids, c) != v1  # another fold, another draw
+    # A task with a fixed validation split is obeyed.
+    tv_ids = [str(i) for i in task.get_train_and_val_data(0)[0].index]
+    assert validation_ids(task, 0, tv_ids, c) == task.get_validation_ids(0)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+def test_train_torch_writes_a_complete_run_folder(tmp_path, task):
+    from zoo.core import weights
+    from zoo.training import runs, train
+
+    res = train(cfg(tmp_path), task=task)
+    d = res.run_dir
+    for name in ("config.json", "env.json", "metrics.jsonl", "metrics.json", "failures.json", "predictions_val.csv",
+                 "predictions_test.csv", "best.safetensors", "best.json", "checkpoint/LATEST"):
+        assert (d / name).is_file(), name
+    for png in ("learning_curve", "parity_val", "parity_test"):
+        assert (d / "plots" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    config = json.loads((d / "config.json").read_text())
+    assert config["train"]["seed"] == 0 and config["model"]["config"]["atom_fea_len"] == 8
+    assert config["task"]["name"] == "toy_volume" and config["graph_spec"]["rule"] == "cgcnn"
+    assert config["selection_metric"] == "val_mae"
+    env = json.loads((d / "env.json").read_text())
+    assert env["seeds"]["seed"] == 0 and env["packages"]["torch"] and env["device"].startswith("cpu")
+    assert set(env["git"]) == {"commit", "dirty"}
+
+    # The checkpoint: weights, best weights, optimiser + RNG arrays (0-d counters stay 0-d), trainer state.
+    from safetensors.numpy import load_file
+
+    ckpt = runs.latest_checkpoint(d)
+    assert ckpt.name == "epoch_0003"
+    assert {p.name for p in ckpt.iterdir()} == {f"{s}.{e}" for s in ("model", "best", "trainer") for e in ("safetensors", "json")}
+    arrays = load_file(str(ckpt / "trainer.safetensors"))
+    assert arrays["optimizer/state.0.step"].shape == () and float(arrays["optimizer/state.0.step"]) == 12  # 4 batches x 3 epochs
+    assert arrays["rng/torch_cpu"].dtype == np.uint8
+    trainer = json.loads((ckpt / "trainer.json").read_text())
+    assert trainer["epoch"] == 3 and trainer["step"] == 12 and trainer["best_epoch"] >= 1
+
+    rows = runs.read_predictions(d / "predictions_test.csv")
+    assert rows["id"] == task.get_test_ids(0) and not any(rows["graph_failed"])
+    summary = json.loads((d / "metrics.json").read_text())
+    assert summary["finished"] and summary["epochs_run"] == 3 and 1 <= summary["best_epoch"] <= 3
+    np.testing.assert_allclose(summary["test"]["mae"], np.mean(np.abs(rows["y_pred"] - rows["y_true"])), rtol=1e-9)
+    # Model selection is on validation: the best epoch is the one with the lowest logged val_mae.
+    log = rows_without_time(d)
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert summary["best_epoch"] == min(log, key=lambda r: r["val_mae"])["epoch"]
+
+    # The best weights carry everything needed to rebuild the model: nothing else is read.
+    state, meta = weights.load(d / "best")
+    for key in ("model", "config", "featurization", "target", "normalizer", "task", "epoch"):
+        assert key in meta
+    assert meta["epoch"] == summary["best_epoch"] and meta["target"]["unit"] == "Å^3/atom"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for f in ("best.safetensors", "best.json"):
+        shutil.copy(d / f, alone / f)
+    from zoo.training import load_trained
+
+    structures = list(task.get_test_data(0))
+    pred = load_trained(alone / "best.safetensors").predict(structures, cache=False)
+    np.testing.assert_allclose(pred, rows["y_pred"], rtol=1e-6)
+
+
+def test_torch_learns_the_toy_target_beyond_the_floor(tmp_path, task):
+    """Proves the loop optimises: after 25 epochs the test MAE is well below predicting the mean."""
+    from zoo.training import train
+
+    s = train(cfg(tmp_path, epochs=25, lr=1e-2), task=task).summary
+    assert s["test"]["mae"] < 0.5 * s["floor"]["test"]["mae"], (s["test"], s["floor"]["test"])
+
+
+def test_train_jax_end_to_end_and_weights_load_in_torch(tmp_path, task):
+    from zoo.training import load_trained, runs, train
+
+    res = train(cfg(tmp_path, backend="jax", epochs=2), task=task)
+    d = res.run_dir
+    log = rows_without_time(d)
+    # Compilations happen in the first epoch (one per bucket, train and eval); none afterwards.
+    assert log[0]["jit_compilations"] >= 2 and log[1]["jit_compilations"] == 0
+    assert res.summary["jit_compilations"] >= log[0]["jit_compilations"]
+    # Same weight format: the jax-trained weights predict the same numbers in torch.
+    rows = runs.read_predictions(d / "predictions_test.csv")
+    pred = load_trained(d, backend="torch").predict(list(task.get_test_data(0)), cache=False)
+    np.testing.assert_allclose(pred, rows["y_pred"], rtol=2e-5, atol=2e-5)
+
+
+def test_resume_after_kill_is_identical_torch_float64(tmp_path, task):
+    from zoo.core.io import read_jsonl
+    from zoo.training import runs, train
+
+    c = cfg(tmp_path, epochs=4, dtype="float64", schedule="cosine")
+    full = train(c, task=task)
+    with pytest.raises(Kill):
+        train(c, task=task, on_epoch_end=kill_after(2))
+    killed = sorted(p for p in Path(c.out).iterdir() if p != full.run_dir)[-1]
+    assert [r["epoch"] for r in read_jsonl(killed / "metrics.jsonl")] == [1, 2]
+    assert not (killed / "metrics.json").exists()
+    assert runs.latest_checkpoint(killed).name == "epoch_0002"
+
+    resumed = train(resume=killed, task=task)
+    assert resumed.run_dir == killed
+    assert rows_without_time(killed) == rows_without_time(full.run_dir)  # float64: bit for bit
+    a, b = (json.loads((p / "metrics.json").read_text()) for p in (full.run_dir, killed))
+    assert a["test"] == b["test"] and a["val"] == b["val"] and a["best_epoch"] == b["best_epoch"]
+    from zoo.core import weights
+
+    wa, wb = weights.load(full.run_dir / "best")[0], weights.load(killed / "best")[0]
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def toy_class_task() -> ArrayTask:
+    """Binary target: is the cell edge above 4 Å (about half of the crystals)."""
+    frame = toy_frame(40)
+    frame["large_cell"] = [bool(2 * v > 64.0) for v in frame.pop("volume_per_atom")]
+    spec = TaskSpec(name="toy_large_cell", version="test-1", target=TargetSpec("large_cell", kind="class"),
+                    task_type="classification", metrics=("accuracy", "rocauc"))
+    return ArrayTask.from_dataframe(spec, frame, seed=0)
+
+
+def test_classification_with_dropout_resumes_exactly(tmp_path):
+    """CGCNN's classification head has dropout (torch's global RNG): the checkpoint restores that RNG,
+    so a killed and resumed run draws the same dropout masks as an uninterrupted one."""
+    from zoo.training import runs, train
+
+    t = toy_class_task()
+    c = cfg(tmp_path, epochs=3, dtype="float64")
+    full = train(c, task=t)
+    s = full.summary
+    assert s["selection_metric"] == "val_log_loss" and {"accuracy", "rocauc", "log_loss"} <= set(s["test"])
+    p = runs.read_predictions(full.run_dir / "predictions_test.csv")["y_pred"]
+    assert np.all((p > 0) & (p < 1))  # probabilities of the positive class
+    with pytest.raises(Kill):
+        train(c, task=t, on_epoch_end=kill_after(1))
+    killed = sorted(q for q in Path(c.out).iterdir() if q != full.run_dir)[-1]
+    train(resume=killed, task=t)
+    assert rows_without_time(killed) == rows_without_time(full.run_dir)
+
+
+def test_resume_drops_epochs_logged_after_the_checkpoint(tmp_path, task):
+    """A kill between the log line and the checkpoint: the extra line is dropped and the epoch redone."""
+    from zoo.core.io import append_jsonl, read_jsonl
+    from zoo.training import train
+
+    c = cfg(tmp_path, epochs=3)
+    with pytest.raises(Kill):
+        train(c, task=task, on_epoch_end=kill_after(1))
+    run = next(Path(c.out).iterdir())
+    append_jsonl(run / "metrics.jsonl", {"epoch": 2, "train_loss": -1.0})
+    # A checkpoint folder left half-written by the kill is ignored (LATEST still names epoch 1).
+    (run / "checkpoint" / "epoch_0002").mkdir()
+    train(resume=run, task=task)
+    log = read_jsonl(run / "metrics.jsonl")
+    assert [r["epoch"] for r in log] == [1, 2, 3] and all(r["train_loss"] > 0 for r in log)
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["LATEST", "epoch_0003"]
+    # Resuming a finished run does nothing and returns its summary.
+    again = train(resume=run, task=task)
+    assert again.summary["epochs_run"] == 3 and len(read_jsonl(run / "metrics.jsonl")) == 3
+
+
+@pytest.mark.slow
+def test_resume_after_kill_is_identical_jax(tmp_path, task):
+    from zoo.training import train
+
+    c = cfg(tmp_path, backend="jax", epochs=3)
+    full = train(c, task=task)
+    with pytest.raises(Kill):
+        train(c, task=task, on_epoch_end=kill_after(1))
+    killed = sorted(p for p in Path(c.out).iterdir() if p != full.run_dir)[-1]
+    train(resume=killed, task=task)
+    # Same programs on the same restored state (0-d counters included): bit for bit in float32.
+    # Only the compilation counts differ (the resumed process compiles again).
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "jit_compilations"} for r in rows]
+
+    assert strip(rows_without_time(killed)) == strip(rows_without_time(full.run_dir))
+
+
+def test_graph_failures_are_listed_and_do_not_lose_other_results(tmp_path):
+    from zoo.training import runs, train
+
+    # The split depends on the ids only, so the good task tells which id lands in fold 0's test set.
+    bad_id = toy_task(n=30, name="toy_bad").get_test_ids(0)[1]
+    bad_task = toy_task(n=30, bad=int(bad_id.split("-")[1]), name="toy_bad")
+    res = train(cfg(tmp_path, epochs=1), task=bad_task)
+    failures = json.loads((res.run_dir / "failures.json").read_text())
+    assert list(failures) == [bad_id]
+    rows = runs.read_predictions(res.run_dir / "predictions_test.csv")
+    assert rows["id"] == bad_task.get_test_ids(0)
+    flagged = [i for i, f in zip(rows["id"], rows["graph_failed"]) if f]
+    assert flagged == [bad_id]
+    # The failed structure is predicted with the floor (training mean); the others by the model.
+    i = rows["id"].index(bad_id)
+    train_mean = json.loads((res.run_dir / "config.json").read_text())["normalizer"]["mean"]
+    assert rows["y_pred"][i] == pytest.approx(train_mean, rel=1e-9)
+    assert res.summary["n"]["test"] == len(rows["id"]) - 1 and res.summary["n"]["test_graph_failed"] == 1
+    assert "test_all" in res.summary
+
+
+def test_evaluate_matches_the_run_and_writes_a_new_file(tmp_path, task):
+    from zoo.training import evaluate, train
+
+    res = train(cfg(tmp_path, epochs=1), task=task)
+    out = evaluate(res.run_dir, task=task, progress=False)
+    assert out["metrics"]["mae"] == pytest.approx(res.summary["test"]["mae"], rel=1e-6)
+    out2 = evaluate(res.run_dir, task=task, progress=False)
+    assert out["written_to"] != out2["written_to"] and Path(out["written_to"]).exists()
+    # torch-trained weights scored by the jax model: the same numbers up to float32 round-off.
+    out_jax = evaluate(res.run_dir / "best.safetensors", task=task, backend="jax", progress=False)
+    assert "written_to" not in out_jax  # a bare weights file has no run folder to write into
+    assert out_jax["metrics"]["mae"] == pytest.approx(out["metrics"]["mae"], rel=1e-5)
+
+
+def test_wrong_target_kind_is_refused(tmp_path):
+    from zoo.training import TrainingError, train
+
+    spec = TaskSpec(name="toy_tensor", version="t", target=TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji"))
+    frame = toy_frame(12)
+    frame = frame.rename(columns={"volume_per_atom": "eps"})
+    frame["eps"] = [np.eye(3) * v for v in frame["eps"]]
+    t = ArrayTask.from_dataframe(spec, frame, seed=0)
+    with pytest.raises((TrainingError, ValueError), match="tensor"):
+        train(cfg(tmp_path), task=t)
+    assert not Path(tmp_path / "runs").exists() or not any(Path(tmp_path / "runs").iterdir())
+
+
+def test_nonfinite_loss_names_the_fix(tmp_path, task):
+    from zoo.training import TrainingError, train
+
+    with pytest.raises(TrainingError, match="lower --lr"):
+        train(cfg(tmp_path, epochs=2, lr=1e30), task=task)
+
+
+def test_resume_after_a_real_sigkill(tmp_path):
+    """Kill -9 a training process mid-run, then resume: every finished epoch survives, none is repeated."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from zoo.core.io import read_jsonl
+    from zoo.training import runs, train
+
+    out = tmp_path / "runs"
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests.helpers import toy_task, TINY
+from zoo.training import TrainConfig, train
+train(TrainConfig(model="cgcnn", epochs=400, batch_size=4, out={str(out)!r}, progress=False, patience=0,
+                  model_overrides=dict(TINY)), task=toy_task())
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            dirs = list(out.iterdir()) if out.exists() else []
+            ckpt = runs.latest_checkpoint(dirs[0]) if dirs and (dirs[0] / "checkpoint" / "LATEST").exists() else None
+            if ckpt is not None and int(ckpt.name.split("_")[1]) >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the training process wrote no checkpoint in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (run,) = list(out.iterdir())
+    done = runs.latest_checkpoint(run).name
+    res = train(resume=run, task=toy_task(), epochs=int(done.split("_")[1]) + 2)
+    epochs = [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")]
+    assert epochs == list(range(1, len(epochs) + 1)) and res.summary["epochs_run"] == epochs[-1]

@@ -1,0 +1,312 @@
+"""The embedded (offline, generated) data set: crystals from ``generator.generate_crystals`` labelled
+with the model dielectric tensor (``dielectric.dielectric_tensor``) and
+the Born elastic tensor (``elastic.born_elastic_tensor``, GPa).
+
+``build_embedded_dataset(n, seed)`` returns a DataFrame indexed by id with columns
+
+- ``structure``: pymatgen Structure
+- ``dielectric``: (3, 3) relative permittivity tensor (dimensionless), full Cartesian, structure frame
+- ``eps_iso``: trace/3 of ``dielectric`` (isotropic relative permittivity)
+- ``elastic``: (3, 3, 3, 3) elastic stiffness in GPa (only when elastic.py exists; NaN-filled for a
+  crystal whose elastic tensor could not be computed, so the elastic task drops it with a warning)
+- ``spacegroup`` (int), ``point_group`` (Hermann-Mauguin str), ``crystal_system`` (str)
+
+``n`` is the number of GENERATED candidates: a candidate whose dielectric model hits the polarization
+catastrophe (``PolarizationCatastrophe``: the Clausius-Mossotti denominator vanishes, eps would be
+infinite or negative) is rejected, so the frame has ``n - n_rejected`` rows. ``df.attrs`` records
+``n_candidates``, ``n_rejected``, ``rejected_share`` and ``rejected`` ({id: reason}).
+
+Deterministic: the same (n, seed) gives the same rows, in the generator's order, whether labelled in
+one process or two. Cached as gzip JSON (no pickle) in ``$ZOO_CACHE/tasks`` (default
+``~/.cache/crystal-zoo/tasks``), keyed by (n, seed, DATASET_VERSION and the VERSION of the physics
+modules when they define one). Bump ``DATASET_VERSION`` when a change here can change a label.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoo.core.io import atomic_path
+from zoo.core.paths import cache_root
+
+logger = logging.getLogger(__name__)
+
+DATASET_VERSION = "1"
+CACHE_FORMAT = 2  # 2: the elastic column is always present
+COLUMNS = ("structure", "dielectric", "eps_iso", "elastic", "spacegroup", "point_group", "crystal_system")
+# Parallel labelling pays off only past a few dozen crystals (a spawned worker imports numpy,
+# pymatgen and the physics modules first, about a second).
+PARALLEL_MIN = 64
+# Failures of the elastic model that mark one crystal's elastic tensor as missing (NaN) instead of
+# aborting the build; anything else is a bug and propagates.
+ELASTIC_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
+def cache_dir() -> Path:
+    """``$ZOO_CACHE/tasks`` (default ``~/.cache/crystal-zoo/tasks``)."""
+    return cache_root() / "tasks"
+
+
+def _module_version(modname: str) -> str | None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(modname) is None:
+        return None
+    return str(getattr(importlib.import_module(modname), "VERSION", "0"))
+
+
+def _physics() -> dict[str, Any]:
+    """The physics functions (written in generator.py, dielectric.py, elastic.py), imported lazily."""
+    from .dielectric import PolarizationCatastrophe, dielectric_tensor
+    from .elastic import born_elastic_tensor
+    from .generator import generate_crystals
+
+    return {
+        "generate_crystals": generate_crystals,
+        "dielectric_tensor": dielectric_tensor,
+        "PolarizationCatastrophe": PolarizationCatastrophe,
+        "born_elastic_tensor": born_elastic_tensor,
+    }
+
+
+def dataset_key(n: int, seed: int) -> dict[str, Any]:
+    """Everything the labels depend on; its hash names the cache file."""
+    return {
+        "n": int(n),
+        "seed": int(seed),
+        "dataset_version": DATASET_VERSION,
+        "generator_version": _module_version("zoo.tasks.embedded.generator"),
+        "dielectric_version": _module_version("zoo.tasks.embedded.dielectric"),
+        "elastic_version": _module_version("zoo.tasks.embedded.elastic"),
+    }
+
+
+def cache_path(n: int, seed: int, directory: str | os.PathLike | None = None) -> Path:
+    key = dataset_key(n, seed)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(directory or cache_dir()) / f"embedded_n{n}_seed{seed}_v{DATASET_VERSION}_{digest}.json.gz"
+
+
+# --------------------------------------------------------------------------------------------- labelling
+def _label(payload: tuple[str, dict]) -> dict[str, Any]:
+    """Label one crystal (runs in a worker process too: takes and returns plain data only)."""
+    from pymatgen.core import Structure
+
+    cid, sdict = payload
+    phys = _physics()
+    structure = Structure.from_dict(sdict)
+    try:
+        eps = np.asarray(phys["dielectric_tensor"](structure, name=cid), dtype=np.float64)
+    except phys["PolarizationCatastrophe"] as exc:
+        return {"id": cid, "rejected": f"PolarizationCatastrophe: {exc}"}
+    out: dict[str, Any] = {"id": cid, "dielectric": eps.tolist()}
+    try:
+        out["elastic"] = np.asarray(phys["born_elastic_tensor"](structure), dtype=np.float64).tolist()
+    except ELASTIC_ERRORS as exc:
+        out["elastic"] = None
+        out["elastic_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _label_all(payloads: list[tuple[str, dict]], workers: int, progress: bool) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    bar = dict(total=len(payloads), desc="labelling embedded crystals", disable=not progress, unit="crystal")
+    if workers <= 1 or len(payloads) < PARALLEL_MIN:
+        return [_label(p) for p in tqdm(payloads, **bar)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may hold torch / jax thread pools, which fork can deadlock.
+    chunk = max(1, len(payloads) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        # map keeps the input order, so the result does not depend on which worker labels what.
+        return list(tqdm(ex.map(_label, payloads, chunksize=chunk), **bar))
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------------------------- cache io
+def _to_json(df: pd.DataFrame, key: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for cid, r in df.iterrows():
+        el = r.get("elastic")
+        rows.append({
+            "id": cid,
+            "structure": r["structure"].as_dict(),
+            "dielectric": np.asarray(r["dielectric"]).tolist(),
+            "elastic": None if el is None else np.asarray(el).tolist(),
+            "spacegroup": int(r["spacegroup"]),
+            "point_group": str(r["point_group"]),
+            "crystal_system": str(r["crystal_system"]),
+        })
+    attrs = {k: v for k, v in df.attrs.items()}
+    return {"format": CACHE_FORMAT, "key": key, "attrs": attrs, "rows": rows}
+
+
+def _from_json(d: dict[str, Any]) -> pd.DataFrame:
+    from pymatgen.core import Structure
+
+    records = []
+    for r in d["rows"]:
+        rec = {
+            "id": r["id"],
+            "structure": Structure.from_dict(r["structure"]),
+            "dielectric": np.asarray(r["dielectric"], dtype=np.float64),
+            "spacegroup": int(r["spacegroup"]),
+            "point_group": r["point_group"],
+            "crystal_system": r["crystal_system"],
+        }
+        rec["elastic"] = (np.full((3, 3, 3, 3), np.nan) if r["elastic"] is None
+                          else np.asarray(r["elastic"], dtype=np.float64))
+        records.append(rec)
+    return _frame(records, d["attrs"])
+
+
+def _frame(records: list[dict[str, Any]], attrs: dict[str, Any]) -> pd.DataFrame:
+    cols = list(COLUMNS)
+    if records:
+        df = pd.DataFrame.from_records(records, index="id")
+    else:
+        df = pd.DataFrame(columns=[c for c in cols if c != "eps_iso"], index=pd.Index([], name="id"))
+    # eps_iso = Tr(eps)/3 (isotropic average; equals the scalar eps of a cubic crystal)
+    df["eps_iso"] = [float(np.trace(np.asarray(e))) / 3.0 for e in df["dielectric"]]
+    df = df[cols]
+    df.attrs.update(attrs)
+    return df
+
+
+def _write_cache(path: Path, df: pd.DataFrame, key: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        # Python's json writes floats with repr: they read back bit-identical.
+        gz.write(json.dumps(_to_json(df, key)).encode("utf-8"))
+
+
+def _read_cache(path: Path, key: dict[str, Any]) -> pd.DataFrame | None:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            d = json.load(fh)
+    except (OSError, EOFError, json.JSONDecodeError) as exc:
+        logger.warning("embedded data cache %s is unreadable (%s); rebuilding it", path, exc)
+        return None
+    if d.get("format") != CACHE_FORMAT or d.get("key") != key:
+        logger.warning("embedded data cache %s was built for %s, not %s; rebuilding it", path, d.get("key"), key)
+        return None
+    return _from_json(d)
+
+
+# --------------------------------------------------------------------------------------------- build
+def build_embedded_dataset(
+    n: int = 2000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+    workers: int | None = None,
+    cache_directory: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """Generate ``n`` candidate crystals with ``seed`` and label them (see the module docstring).
+
+    Args:
+        n: number of generated candidates (rows = n minus the rejected ones).
+        seed: generator seed.
+        progress: show a tqdm bar while labelling.
+        cache: read / write the gzip JSON cache (``cache_path(n, seed)``).
+        workers: labelling processes (default min(2, cpus); 1 = in this process).
+        cache_directory: override ``$ZOO_CACHE/tasks``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of crystals, got {n}")
+    key = dataset_key(n, seed)
+    path = cache_path(n, seed, cache_directory)
+    if cache and path.exists():
+        df = _read_cache(path, key)
+        if df is not None:
+            logger.info("embedded data set (n=%d, seed=%d): %d crystals from cache %s", n, seed, len(df), path)
+            return df
+
+    phys = _physics()
+    crystals = list(phys["generate_crystals"](n, seed, progress=progress))
+    if len(crystals) != n:
+        raise RuntimeError(f"generate_crystals({n}, {seed}) returned {len(crystals)} crystals, expected {n}")
+    ids = [str(c.id) for c in crystals]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError(f"generate_crystals({n}, {seed}) returned duplicated ids")
+    payloads = [(cid, c.structure.as_dict()) for cid, c in zip(ids, crystals)]
+    labels = _label_all(payloads, workers if workers is not None else default_workers(), progress)
+
+    records, rejected, elastic_failed = [], {}, {}
+    for c, lab in zip(crystals, labels):
+        cid = str(c.id)
+        assert lab["id"] == cid, "labels came back out of order"
+        if "rejected" in lab:
+            rejected[cid] = lab["rejected"]
+            continue
+        rec = {
+            "id": cid,
+            "structure": c.structure,
+            "dielectric": np.asarray(lab["dielectric"], dtype=np.float64),
+            "spacegroup": int(c.spacegroup),
+            "point_group": str(c.point_group),
+            "crystal_system": str(c.crystal_system),
+        }
+        if lab.get("elastic") is None:
+            elastic_failed[cid] = lab.get("elastic_error", "")
+            rec["elastic"] = np.full((3, 3, 3, 3), np.nan)
+        else:
+            rec["elastic"] = np.asarray(lab["elastic"], dtype=np.float64)
+        records.append(rec)
+
+    attrs = {
+        "n_candidates": n,
+        "seed": seed,
+        "dataset_version": DATASET_VERSION,
+        "n_rejected": len(rejected),
+        "rejected_share": len(rejected) / n,
+        "rejected": rejected,
+        "elastic_failed": elastic_failed,
+    }
+    if rejected:
+        logger.info("embedded data set (n=%d, seed=%d): %d of %d candidates rejected (%.1f %%) by the "
+                    "polarization catastrophe", n, seed, len(rejected), n, 100.0 * len(rejected) / n)
+    if elastic_failed:
+        logger.warning("embedded data set: no elastic tensor for %d crystals: %s", len(elastic_failed),
+                       dict(list(elastic_failed.items())[:5]))
+    df = _frame(records, attrs)
+    if cache:
+        _write_cache(path, df, key)
+        logger.info("embedded data set (n=%d, seed=%d): %d crystals cached in %s", n, seed, len(df), path)
+    return df
+
+
+def split_path(n: int, seed: int, task: str, split_seed: int,
+               cache_directory: str | os.PathLike | None = None) -> Path:
+    """Where the folds of ``task`` on the (n, seed) data set are written (JSON, next to the data)."""
+    data = cache_path(n, seed, cache_directory)
+    return data.with_name(data.name[: -len(".json.gz")] + f".{task}.split{split_seed}.json")
+
+
+def build_task(spec, n: int, seed: int, progress: bool, cache: bool, workers: int | None,
+               cache_directory: str | os.PathLike | None, split_seed: int | None = None,
+               config: dict[str, Any] | None = None):
+    """An ArrayTask of ``spec`` over the (n, seed) data set, built on first use. Its seed-derived split
+    (split seed = data seed unless given) is written as JSON next to the cached data and reused."""
+    from ..base import ArrayTask
+
+    s = seed if split_seed is None else split_seed
+    split_file = split_path(n, seed, spec.name, s, cache_directory) if cache else None
+    return ArrayTask.from_builder(
+        spec,
+        lambda: build_embedded_dataset(n=n, seed=seed, progress=progress, cache=cache, workers=workers,
+                                       cache_directory=cache_directory),
+        seed=s, split_file=split_file, config=config, stale_split="remake")

@@ -1,12 +1,16 @@
-"""PyTorch side of the batch contract (``zoo.graphs.batch``) and the array operations model math needs."""
+"""PyTorch side of the batch contract (``zoo.graphs.batch``) and the array operations model math needs
+(the list and their meaning: ``zoo.backend``; ``zoo/backend/jax.py`` mirrors this file)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from zoo.graphs.batch import field_of
+
+NAME = "torch"
 
 
 def to_torch(batch: Mapping[str, np.ndarray], dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -18,6 +22,56 @@ def to_torch(batch: Mapping[str, np.ndarray], dtype: torch.dtype = torch.float32
         t = t.long() if kind == "int" else t.bool() if kind == "bool" else t.to(dtype)
         out[k] = t.to(device, non_blocking=True)
     return out
+
+
+# ------------------------------------------------------------------------------ array operations
+exp, log1p, sin, tanh, sqrt, einsum = torch.exp, torch.log1p, torch.sin, torch.tanh, torch.sqrt, torch.einsum
+zeros_like, ones_like, maximum, where, sigmoid, rsqrt = torch.zeros_like, torch.ones_like, torch.maximum, torch.where, torch.sigmoid, torch.rsqrt
+silu, softplus = F.silu, F.softplus  # torch's softplus: x itself above 20 (jax.py matches it exactly)
+
+
+def concat(xs: Sequence[torch.Tensor], axis: int = 0) -> torch.Tensor:
+    return torch.cat(list(xs), dim=axis)
+
+
+def split(x: torch.Tensor, sizes: Sequence[int], axis: int = 0) -> list[torch.Tensor]:
+    """Pieces of the given sizes along ``axis`` (sizes, not cut points, in both backends)."""
+    return list(torch.split(x, list(sizes), dim=axis))
+
+
+def log_softmax(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    return F.log_softmax(x, dim=axis)
+
+
+def norm(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    return torch.linalg.norm(x, dim=axis)
+
+
+def stop_gradient(x: torch.Tensor) -> torch.Tensor:
+    return x.detach()
+
+
+_CONSTANTS: dict[tuple[int, torch.dtype, torch.device], tuple[np.ndarray, torch.Tensor]] = {}
+
+
+def const(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """A numpy constant (a basis, a table) as a tensor in ``like``'s dtype (floats) and device, cached
+    per array object, so a forward pass does not copy it from the host every step."""
+    arr = np.asarray(array)
+    dtype = like.dtype if arr.dtype.kind == "f" else torch.int64 if arr.dtype.kind in "iu" else torch.bool
+    key = (id(array), dtype, like.device)
+    hit = _CONSTANTS.get(key)
+    if hit is None or hit[0] is not array:  # the array object is kept alive in the cache, so ids stay unique
+        hit = (array, torch.as_tensor(np.array(arr), dtype=dtype, device=like.device))
+        if len(_CONSTANTS) > 4096:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = hit
+    return hit[1]
+
+
+def add_at(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor, axis: int = 0) -> torch.Tensor:
+    """x with ``values`` added at ``index`` along ``axis`` (out of place; repeated indices accumulate)."""
+    return x.index_add(axis, index, values)
 
 
 def segment_sum(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:

@@ -1,0 +1,63 @@
+"""The two backend modules offer the same array operations (zoo.backend.OPS) with the same numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zoo.backend import OPS
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from zoo.backend import jax as bj  # noqa: E402
+from zoo.backend import torch as bt  # noqa: E402
+
+
+def test_both_backends_define_every_op():
+    assert [n for n in OPS if not hasattr(bt, n)] == [] and [n for n in OPS if not hasattr(bj, n)] == []
+    assert (bt.NAME, bj.NAME) == ("torch", "jax")
+
+
+def _both(fn, *arrays, **kw):
+    with jax.enable_x64(True):
+        t = fn(bt, *[torch.as_tensor(a) for a in arrays], **kw)
+        j = fn(bj, *[jnp.asarray(a) for a in arrays], **kw)
+        conv = lambda v: [np.asarray(x.detach() if hasattr(x, "detach") else x) for x in v] if isinstance(v, list) else np.asarray(v.detach() if hasattr(v, "detach") else v)  # noqa: E731
+        return conv(t), conv(j)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "silu", "tanh", "exp", "log1p", "sin"])
+def test_elementwise_agree(name):
+    x = np.linspace(-30.0, 30.0, 61)
+    t, j = _both(lambda xp, a: getattr(xp, name)(a), x)
+    np.testing.assert_allclose(t, j, rtol=1e-13, atol=1e-300)
+
+
+def test_structural_ops_agree():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 5))
+    idx = np.array([0, 2, 2, 1, 0, 4, 4])
+    for fn in (
+        lambda xp, a, i: xp.segment_sum(a, i, 6),
+        lambda xp, a, i: xp.segment_mean(a, i, 6),
+        lambda xp, a, i: xp.concat([a, a[:2]], axis=0),
+        lambda xp, a, i: xp.split(a, [2, 3], axis=1),
+        lambda xp, a, i: xp.log_softmax(a, axis=-1),
+        lambda xp, a, i: xp.norm(a, axis=-1),
+        lambda xp, a, i: xp.add_at(a, i[:3], a[:, :3], axis=1),
+        lambda xp, a, i: xp.const(np.arange(5.0), like=a) * a,
+        lambda xp, a, i: xp.where(a > 0, a, xp.zeros_like(a)),
+        lambda xp, a, i: xp.einsum("ij,ik->jk", a, a),
+        lambda xp, a, i: xp.rsqrt(a * a + 1.0),
+    ):
+        t, j = _both(fn, x, idx)
+        if isinstance(t, list):
+            assert len(t) == len(j) and all(np.allclose(a, b, rtol=1e-13) for a, b in zip(t, j))
+        else:
+            np.testing.assert_allclose(t, j, rtol=1e-13, atol=1e-15)
+
+
+def test_softplus_is_torchs_above_the_threshold_in_value_and_gradient():
+    g = jax.grad(lambda v: bj.softplus(v))(25.0)
+    assert float(bj.softplus(jnp.asarray(25.0))) == 25.0 and float(g) == 1.0

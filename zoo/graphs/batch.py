@@ -115,6 +115,9 @@ register_field("shifts", Field("edge", "float"))
 register_field("edge_vectors", Field("edge", "float", fill="unit_x"))
 register_field("distances", Field("edge", "float", fill=1.0))
 register_field("y", Field(GRAPH, "float"))
+# Graphs in the standard frame (zoo.graphs.graph): rotation into it, and which holohedry's frame.
+register_field("frame_rotation", Field(GRAPH, "float", fill="identity"))
+register_field("frame_holohedry", Field(GRAPH, "int"))
 FIELDS[mask_key(GRAPH)] = Field(GRAPH, "bool", fill=False)
 
 

@@ -11,6 +11,10 @@ Rules (``GraphSpec.rule``):
 
 An atom without any neighbour within ``radius`` cannot receive messages (its features would never
 see the crystal), so it is an error that suggests a larger radius.
+
+Frames (``GraphSpec.frame``): ``"input"`` keeps the structure as given; ``"standard"`` builds the graph
+of its idealised standard primitive cell in the frame of its holohedry (``zoo.symmetry.standard``,
+tolerance ``symprec`` Å) and records the rotation, for point-group equivariant models.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from zoo.symmetry.standard import HOLOHEDRIES, standardize
+
 from .cache import cache_path, load_graphs, save_graphs, structure_hash
 from .graph import GRAPH_FORMAT_VERSION, CrystalGraph
 from .neighbors import nearest_k, neighbor_list
@@ -28,6 +34,7 @@ from .structures import MIN_DISTANCE, StructureError, formula, to_structure
 log = logging.getLogger("zoo.graphs")
 
 RULES = ("cgcnn", "radius")
+FRAMES = ("input", "standard")
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,23 @@ class GraphSpec:
     """How to connect a crystal: ``rule`` ("cgcnn" | "radius"), ``radius`` (Å), ``max_neighbors``.
 
     ``max_neighbors`` defaults to 12 for "cgcnn" and must be None for "radius" (all neighbours).
+    ``frame``: "input" or "standard" (see the module docstring); ``symprec`` (Å) only matters for the latter.
     """
 
     rule: str = "cgcnn"
     radius: float = 8.0
     max_neighbors: int | None = None
+    frame: str = "input"
+    symprec: float = 1e-3
 
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"GraphSpec.rule must be one of {RULES}, got {self.rule!r}")
+        if self.frame not in FRAMES:
+            raise ValueError(f"GraphSpec.frame must be one of {FRAMES}, got {self.frame!r}")
+        if not float(self.symprec) > 0:
+            raise ValueError(f"GraphSpec.symprec must be a positive distance in Å, got {self.symprec!r}")
+        object.__setattr__(self, "symprec", float(self.symprec))
         radius = float(self.radius)
         if not np.isfinite(radius) or radius <= 0:
             raise ValueError(f"GraphSpec.radius must be a positive number of Å, got {self.radius!r}")
@@ -63,10 +78,14 @@ class GraphSpec:
     def key(self) -> str:
         """Stable, filesystem-safe key, e.g. ``g1-cgcnn-r8.0-k12`` (``g1`` = GRAPH_FORMAT_VERSION)."""
         k = "all" if self.max_neighbors is None else str(self.max_neighbors)
-        return f"g{GRAPH_FORMAT_VERSION}-{self.rule}-r{self.radius!r}-k{k}"
+        frame = "" if self.frame == "input" else f"-std{self.symprec!r}"
+        return f"g{GRAPH_FORMAT_VERSION}-{self.rule}-r{self.radius!r}-k{k}{frame}"
 
     def meta(self) -> dict[str, Any]:
-        return {"rule": self.rule, "radius": self.radius, "max_neighbors": self.max_neighbors}
+        out = {"rule": self.rule, "radius": self.radius, "max_neighbors": self.max_neighbors}
+        if self.frame != "input":
+            out.update(frame=self.frame, symprec=self.symprec)
+        return out
 
 
 def _name(id: str, structure) -> str:
@@ -75,6 +94,10 @@ def _name(id: str, structure) -> str:
 
 def _graph_from_structure(structure, spec: GraphSpec, id: str = "") -> CrystalGraph:
     """Graph of an already validated structure (see ``to_structure``)."""
+    frame = None
+    if spec.frame == "standard":
+        frame = standardize(structure, symprec=spec.symprec)
+        structure = frame.to_structure()
     lattice = np.array(structure.lattice.matrix, dtype=np.float64)
     positions = np.array(structure.cart_coords, dtype=np.float64).reshape(-1, 3)
     numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
@@ -93,6 +116,8 @@ def _graph_from_structure(structure, spec: GraphSpec, id: str = "") -> CrystalGr
     return CrystalGraph(
         numbers=numbers, positions=positions, lattice=lattice, senders=j, receivers=i, shifts=shifts,
         edge_vectors=vectors, distances=distances, id=id, meta=spec.meta(),
+        frame_rotation=None if frame is None else frame.rotation,
+        frame_holohedry=None if frame is None else HOLOHEDRIES.index(frame.holohedry),
     )
 
 

@@ -97,6 +97,9 @@ def save_graphs(path: str | os.PathLike, graphs: Sequence[CrystalGraph | None], 
         "receivers": cat("receivers", np.int32),
         "shifts": cat("shifts", np.int32, 3),
     }
+    if real and real[0].frame_rotation is not None:  # standard-frame graphs (one spec: all or none)
+        arrays["frame_rotation"] = np.stack([g.frame_rotation if g is not None else np.eye(3) for g in graphs]).astype(np.float64)
+        arrays["frame_holohedry"] = np.array([g.frame_holohedry if g is not None else -1 for g in graphs], dtype=np.int64)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -144,6 +147,8 @@ def load_graphs(
             CrystalGraph(
                 numbers=numbers[ns], positions=pos, lattice=lat, senders=snd, receivers=rcv, shifts=sh,
                 edge_vectors=vectors, distances=distances,
+                frame_rotation=data["frame_rotation"][k] if "frame_rotation" in data else None,
+                frame_holohedry=int(data["frame_holohedry"][k]) if "frame_holohedry" in data else None,
                 meta={**(meta or {}), "sha256": structure_hashes[k]},
             )
         )

@@ -50,6 +50,11 @@ def test_structural_ops_agree():
         lambda xp, a, i: xp.where(a > 0, a, xp.zeros_like(a)),
         lambda xp, a, i: xp.einsum("ij,ik->jk", a, a),
         lambda xp, a, i: xp.rsqrt(a * a + 1.0),
+        lambda xp, a, i: xp.astype(a > 0, a.dtype) * a,
+        lambda xp, a, i: xp.take(a, i, axis=0),
+        lambda xp, a, i: xp.take(a, i[:4], axis=1),
+        lambda xp, a, i: xp.linear(a, a[:3], a[0, :3]),
+        lambda xp, a, i: xp.linear(a, a[:3]),
     ):
         t, j = _both(fn, x, idx)
         if isinstance(t, list):

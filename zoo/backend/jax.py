@@ -71,3 +71,19 @@ def segment_mean(x: jax.Array, index: jax.Array, n: int) -> jax.Array:
     s = jax.ops.segment_sum(x, index, num_segments=n)
     cnt = jax.ops.segment_sum(jnp.ones(index.shape[0], x.dtype), index, num_segments=n)
     return s / jnp.maximum(cnt, 1).reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def astype(x: jax.Array, dtype) -> jax.Array:
+    """The array API's ``astype``: ``x`` in ``dtype`` (e.g. a bool mask as 0/1 weights in a float dtype)."""
+    return x.astype(dtype)
+
+
+def take(x: jax.Array, index: jax.Array, axis: int = 0) -> jax.Array:
+    """The entries of ``x`` at ``index`` along ``axis`` (a row gather), as ``x[index]`` for axis 0."""
+    return x[(slice(None),) * (axis % x.ndim) + (index,)]
+
+
+def linear(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None) -> jax.Array:
+    """torch's ``Linear`` as a function: x W^T + b, W of shape (out, in) (XLA fuses the transpose)."""
+    y = x @ weight.T
+    return y if bias is None else y + bias

@@ -57,6 +57,11 @@ _CONSTANTS: dict[tuple[int, torch.dtype, torch.device], tuple[np.ndarray, torch.
 def const(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """A numpy constant (a basis, a table) as a tensor in ``like``'s dtype (floats) and device, cached
     per array object, so a forward pass does not copy it from the host every step."""
+    if torch.compiler.is_compiling():
+        # torch.compile traces a numpy array as a tensor but not the cache below (ndarray.dtype): a
+        # graph break per constant would cut a model into hundreds of graphs
+        t = torch.as_tensor(array)
+        return t.to(device=like.device, dtype=like.dtype if t.is_floating_point() else torch.bool if t.dtype == torch.bool else torch.int64)
     arr = np.asarray(array)
     dtype = like.dtype if arr.dtype.kind == "f" else torch.int64 if arr.dtype.kind in "iu" else torch.bool
     key = (id(array), dtype, like.device)
@@ -85,3 +90,22 @@ def segment_mean(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     # torch.compile graphs static.
     cnt = segment_sum(torch.ones_like(index, dtype=x.dtype), index, n).clamp(min=1)
     return s / cnt.view((-1,) + (1,) * (x.dim() - 1))
+
+
+def astype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The array API's ``astype``: ``x`` in ``dtype`` (e.g. a bool mask as 0/1 weights in a float dtype)."""
+    return x.to(dtype)
+
+
+def take(x: torch.Tensor, index: torch.Tensor, axis: int = 0) -> torch.Tensor:
+    """The entries of ``x`` at ``index`` along ``axis`` (a row gather). ``index_select`` rather than
+    ``x[index]``: its backward is a scatter-add, where ``x[index]``'s is an accumulating ``index_put_``,
+    about twice as slow forward + backward on CPU for CGCNN's gathers (846 atoms -> 10k edges x 128)."""
+    return x.index_select(axis, index)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """torch's ``Linear`` as a function: x W^T + b, W of shape (out, in). ``F.linear`` fuses the bias into
+    the matrix product (addmm): forward + backward on CGCNN's edges (10k x 41 -> 128) took about 15 % less
+    time than ``x @ W.T + b`` on CPU."""
+    return F.linear(x, weight, bias)

@@ -1,12 +1,17 @@
-"""CGCNN: faithful batch norm, torch <-> jax parity on the same weights, exact converters, invariances, weights.
+"""CGCNN: faithful batch norm, torch <-> jax parity on the same weights, exact weight conversion, invariances, weights.
 
 Parity tests run the jax model on a PADDED batch (``pad_batch``) and torch on the unpadded one, so they
-also prove that padding changes nothing (masked batch statistics, masked pooling).
+also prove that padding changes nothing (masked batch statistics, masked pooling). Weights move between
+the backends with the generic converter (``zoo.backend.params``), the flax module declaring the torch names.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -19,18 +24,22 @@ import torch.nn.functional as F  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from zoo.backend.jax import to_jax  # noqa: E402
+from zoo.backend.params import flax_from_torch, torch_from_flax  # noqa: E402
 from zoo.backend.torch import to_torch  # noqa: E402
 from zoo.graphs import collate, pad_batch  # noqa: E402
 from zoo.models import build, config_from_dict, config_to_dict, get_family  # noqa: E402
 from zoo.models.cgcnn import CGCNNConfig  # noqa: E402
+from zoo.models.cgcnn import core  # noqa: E402
 from zoo.models.cgcnn import jax as cgjax  # noqa: E402
-from zoo.models.cgcnn.config import state_layout  # noqa: E402
+from zoo.models.cgcnn.config import check_state, state_layout  # noqa: E402
 from zoo.models.cgcnn.torch import CGCNN as TorchCGCNN  # noqa: E402
 from zoo.models.cgcnn.torch import load_state_arrays, state_arrays  # noqa: E402
 from zoo.core.weights import WeightsError  # noqa: E402
+from tests.helpers import ROOT  # noqa: E402
 
 SMALL = CGCNNConfig(atom_fea_len=16, h_fea_len=24, n_conv=2)  # fast; the default widths are tested once
-TOL = {"float32": 1e-5, "float64": 1e-10}
+# float64: the two backends run the same core (zoo.models.cgcnn.core), so they agree to rounding (~1e-14 measured)
+TOL = {"float32": 1e-5, "float64": 1e-12}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -78,6 +87,23 @@ def torch_model(config: CGCNNConfig, dtype: torch.dtype, seed: int = 0) -> Torch
     return model
 
 
+def init_variables(config: CGCNNConfig, dtype=np.float32) -> dict:
+    """Zeros shaped like the flax model's own variables, floats in numpy ``dtype``: the ``like`` that
+    ``flax_from_torch`` takes names, shapes and dtypes from (init traced, not run)."""
+    return jax.tree.map(lambda s: np.zeros(s.shape, dtype if np.issubdtype(s.dtype, np.floating) else s.dtype), _variable_shapes(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _variable_shapes(config: CGCNNConfig) -> dict:
+    batch = to_jax(collate([build_graph(random_crystals(1, seed=0)[0], config)]))
+    return jax.eval_shape(cgjax.CGCNN(config).init, jax.random.PRNGKey(0), batch)
+
+
+def jax_variables(state, config: CGCNNConfig, dtype=np.float32) -> dict:
+    """Torch-named ``state`` as flax variables (floats in ``dtype``), through the generic converter."""
+    return flax_from_torch(state, like=init_variables(config, dtype))
+
+
 def targets(n_graphs: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, n_graphs)
 
@@ -119,8 +145,8 @@ def jax_step(config: CGCNNConfig, variables, batch_np, dtype, train: bool):
 
     # jit: one compilation is much faster than flax's op-by-op dispatch on this 2-core machine
     (_, (out, updates)), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
-    grads_t = cgjax.to_torch_state_dict({"params": grads, "batch_stats": updates["batch_stats"]}, config)
-    state = cgjax.to_torch_state_dict({"params": variables["params"], "batch_stats": updates["batch_stats"]}, config)
+    grads_t = torch_from_flax({"params": grads})
+    state = torch_from_flax({"params": variables["params"], "batch_stats": updates["batch_stats"]})
     return np.asarray(out)[:n_real], grads_t, state
 
 
@@ -246,7 +272,7 @@ def _parity(config, batch, dtype_name, train):
     tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype_name]
     jdtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype_name]
     model = torch_model(config, tdtype)
-    variables = cgjax.from_torch_state_dict(state_arrays(model), config)
+    variables = jax_variables(state_arrays(model), config, np.dtype(dtype_name))
     out_t, grads_t, state_t = torch_step(model, batch, tdtype, train)
     out_j, grads_j, state_j = jax_step(config, variables, padded(batch), jdtype, train)
     tol = TOL[dtype_name]
@@ -287,7 +313,7 @@ def test_jax_jit_padded_one_compilation(batch, crystals):
     """Two different batches padded to the same sizes share one compilation; stats keep updating."""
     config = SMALL
     module = cgjax.CGCNN(config)
-    variables = cgjax.from_torch_state_dict(state_arrays(torch_model(config, torch.float32)), config)
+    variables = jax_variables(state_arrays(torch_model(config, torch.float32)), config)
     traces = []
 
     @jax.jit
@@ -314,7 +340,7 @@ def test_classification_head(batch):
     assert out.shape == (G, 2)
     np.testing.assert_allclose(np.exp(out).sum(1), 1.0, rtol=1e-12)
     module = cgjax.CGCNN(config)
-    variables = cgjax.from_torch_state_dict(state_arrays(model), config)
+    variables = jax_variables(state_arrays(model), config)
     b = to_jax(padded(batch))
     apply = jax.jit(module.apply, static_argnames="train")
     assert rel_err(np.asarray(apply(variables, b, train=False))[:G], out) < 1e-5
@@ -325,14 +351,86 @@ def test_classification_head(batch):
     assert not np.allclose(train_out[0], train_out[1])  # different dropout masks
 
 
-# --------------------------------------------------------------------------- converters
+# --------------------------------------------------------------------------- one core, thin adapters
+def test_core_imports_neither_framework():
+    code = "import sys, zoo.models.cgcnn.core; print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_both_backends_run_the_one_core(batch, monkeypatch):
+    """The torch and the flax module hold parameters only: the forward pass of each is ``core.forward``."""
+    model = torch_model(SMALL, torch.float32)
+    variables = jax_variables(state_arrays(model), SMALL)  # before the spy: it traces the flax init
+    calls = []
+    original = core.forward
+
+    def spy(p, batch, config, *, xp, **kw):
+        calls.append(xp.NAME)
+        assert set(state_layout(config)) <= set(p)  # every weight, by its torch name
+        return original(p, batch, config, xp=xp, **kw)
+
+    monkeypatch.setattr(core, "forward", spy)
+    model(to_torch(batch))
+    cgjax.CGCNN(SMALL).apply(variables, to_jax(padded(batch)))
+    assert calls == ["torch", "jax"]
+
+
+def _numpy_ops():
+    """The operations ``core.forward`` asks of ``xp``, in numpy (no gradients): a third backend."""
+
+    def segment_sum(x, index, n):
+        out = np.zeros((n,) + x.shape[1:], x.dtype)
+        np.add.at(out, index, x)
+        return out
+
+    def log_softmax(x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    return types.SimpleNamespace(
+        NAME="numpy", exp=np.exp, ones_like=np.ones_like, log_softmax=log_softmax, segment_sum=segment_sum,
+        linear=lambda x, w, b: x @ w.T + b, take=lambda x, i: x[i], astype=lambda x, dtype: x.astype(dtype),
+        concat=lambda xs, axis: np.concatenate(xs, axis=axis), split=lambda x, sizes, axis: np.split(x, np.cumsum(sizes)[:-1], axis=axis),
+        sigmoid=lambda x: 1.0 / (1.0 + np.exp(-x)), softplus=lambda x: np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20)))),
+        rsqrt=lambda x: 1.0 / np.sqrt(x), stop_gradient=lambda x: x, const=lambda a, like: np.asarray(a, like.dtype),
+    )
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_core_is_plain_array_math_numpy_gives_the_same_numbers(batch, train):
+    """``core.forward`` on numpy arrays (padded batch) = the torch model (unpadded, torch's fused batch norm)."""
+    model = torch_model(SMALL, torch.float64)
+    state = state_arrays(model)
+    out_t, _, state_t = torch_step(model, batch, torch.float64, train)
+    p = dict(state, atom_table=SMALL.atom_table())
+    out_n, updates = core.forward(p, padded(batch), SMALL, train=train, xp=_numpy_ops())
+    assert rel_err(out_n[: batch["n_nodes"].shape[0]], out_t) < 1e-12
+    assert sorted(updates) == (sorted(k for k, (kind, _) in state_layout(SMALL).items() if kind.startswith("bn.r") or kind.endswith("tracked")) if train else [])
+    for k, v in updates.items():
+        assert rel_err(v, state_t[k]) < 1e-12, k
+
+
+# --------------------------------------------------------------------------- weight conversion
+BUFFER_KINDS = ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
+
+
 @pytest.mark.parametrize("name", ["small", "deep_head", "embedding"])
-def test_converter_round_trip_exact(batch, name, x64):
+def test_flax_declares_the_torch_weight_format_and_converts_exactly(batch, name, x64):
     config = PARITY_CONFIGS[name]
+    # The flax module's own variables are the torch state_dict under flax paths: same names and shapes,
+    # trainable ones in "params", the batch-norm buffers in "batch_stats".
+    like = init_variables(config)
+    layout = state_layout(config)
+    declared = torch_from_flax(like)
+    assert sorted(declared) == sorted(layout)
+    assert all(declared[k].shape == shape for k, (_, shape) in layout.items())
+    assert set(torch_from_flax({"batch_stats": like["batch_stats"]})) == {k for k, (kind, _) in layout.items() if kind in BUFFER_KINDS}
     for dtype in (torch.float32, torch.float64):
         state = state_arrays(torch_model(config, dtype))
-        back = cgjax.to_torch_state_dict(cgjax.from_torch_state_dict(state, config), config)
-        assert list(back) == list(state)
+        assert list(state) == list(layout)  # the weight format, in order
+        back = torch_from_flax(jax_variables(state, config, np.dtype(str(dtype).removeprefix("torch."))))
+        assert sorted(back) == sorted(state)
         for k in state:
             assert back[k].dtype == state[k].dtype and np.array_equal(back[k], state[k]), k
     # jax -> torch -> jax, from a flax init followed by one train step (so num_batches_tracked = 1)
@@ -341,12 +439,13 @@ def test_converter_round_trip_exact(batch, name, x64):
     variables = jax.jit(module.init)(jax.random.PRNGKey(3), b)
     _, upd = jax.jit(lambda v, b: module.apply(v, b, train=True, mutable=["batch_stats"]))(variables, b)
     variables = {"params": variables["params"], **upd}
-    again = cgjax.from_torch_state_dict(cgjax.to_torch_state_dict(variables, config), config)
+    again = flax_from_torch(torch_from_flax(variables), like=variables)
     assert jax.tree.structure(again) == jax.tree.structure(variables)
     for a, b_ in zip(jax.tree.leaves(again), jax.tree.leaves(variables)):
         assert a.dtype == b_.dtype and np.array_equal(np.asarray(a), np.asarray(b_))
+    assert int(again["batch_stats"]["convs_0"]["bn1"]["num_batches_tracked"]) == 1
     # and the torch model accepts what flax produced
-    load_state_arrays(TorchCGCNN(config), cgjax.to_torch_state_dict(variables, config))
+    load_state_arrays(TorchCGCNN(config), torch_from_flax(variables))
 
 
 # --------------------------------------------------------------------------- invariances
@@ -390,17 +489,23 @@ def test_save_load_round_trip_and_wrong_width(tmp_path, batch, x64):
     with torch.no_grad():
         b = to_torch(batch)
         assert torch.equal(model(b), model2(b))
-    out_j = jax.jit(cgjax.CGCNN(config2).apply)(cgjax.from_torch_state_dict(state, config2), to_jax(padded(batch)))
+    out_j = jax.jit(cgjax.CGCNN(config2).apply)(jax_variables(state, config2), to_jax(padded(batch)))
     assert rel_err(np.asarray(out_j)[: batch["n_nodes"].shape[0]], model(b).detach().numpy()) < 1e-5
 
     wider = dataclasses.replace(config, atom_fea_len=32)
     message = r"the weights have atom_fea_len=16 but the model was built with atom_fea_len=32"
     with pytest.raises(WeightsError, match=message):
         load_state_arrays(TorchCGCNN(wider), state)
+    # jax: check_state names the hyper-parameters (a loader calls it first), the converter the tensors
     with pytest.raises(WeightsError, match=message):
-        cgjax.from_torch_state_dict(state, wider)
+        check_state(wider, state)
+    with pytest.raises(WeightsError, match=r"conv_to_fc\.weight: shape \(24, 16\) but the model has \(24, 32\)"):
+        jax_variables(state, wider)
+    deeper = dataclasses.replace(config, n_conv=3)
     with pytest.raises(WeightsError, match=r"n_conv=2 but the model was built with n_conv=3"):
-        cgjax.from_torch_state_dict(state, dataclasses.replace(config, n_conv=3))
+        check_state(deeper, state)
+    with pytest.raises(WeightsError, match=r"missing: \['convs\.2\.bn1\.bias'"):
+        jax_variables(state, deeper)
     # same hyper-parameters, one tensor of the wrong shape: named with both shapes
     broken = dict(state, **{"fc_out.bias": np.zeros(3, np.float32)})
     with pytest.raises(WeightsError, match=r"fc_out\.bias: shape \(3,\) but the model has \(1,\)"):

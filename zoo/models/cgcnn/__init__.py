@@ -1,4 +1,5 @@
-"""CGCNN (Xie & Grossman 2018) in PyTorch (``zoo.models.cgcnn.torch``) and Flax linen (``zoo.models.cgcnn.jax``).
+"""CGCNN (Xie & Grossman 2018): the forward pass once (``core``), as array math over injected parameters,
+and two thin adapters that own those parameters, PyTorch (``torch``) and Flax linen (``jax``).
 
 Importing this package imports neither backend; it registers the family in ``zoo.models``.
 """

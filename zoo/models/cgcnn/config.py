@@ -10,7 +10,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
+from zoo.core.weights import WeightsError, check_state_matches
 from zoo.models import register_family
+from zoo.nn.functional import gaussian_expansion
 
 # "cgcnn": the exact table CGCNN shipped (atom_init.json); "cgcnn_derived": the same encoding rebuilt from
 # pymatgen (zoo.graphs.features.cgcnn_atom_features); "embedding": learnable. Fixed tables are data,
@@ -74,16 +78,10 @@ class CGCNNConfig:
     @property
     def nbr_fea_len(self) -> int:
         """Number of Gaussian centres (41 for the defaults), taken from the expansion itself so they agree."""
-        import numpy as np
-
-        from zoo.nn import gaussian_expansion
-
         return int(gaussian_expansion(np.zeros(1), dmin=self.dmin, dmax=self.dmax, step=self.step, var=self.var).shape[-1])
 
     def atom_table(self):
         """The fixed (101, 92) float64 atom-feature table (row Z, row 0 zeros), or None for "embedding"."""
-        import numpy as np
-
         if self.atom_features == "embedding":
             return None
         from zoo.graphs import features
@@ -155,8 +153,6 @@ def state_layout(config: CGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 def _widths_of_state(state: dict) -> dict[str, object]:
     """The hyper-parameters a CGCNN state_dict was built with, as far as its names and shapes tell."""
-    import numpy as np
-
     found: dict[str, object] = {}
     shape = {k: tuple(np.shape(v)) for k, v in state.items()}
     if len(shape.get("embedding.weight", ())) == 2:
@@ -181,10 +177,6 @@ def check_state(config: CGCNNConfig, state: dict, what: str = "CGCNN weights") -
     The message names the hyper-parameters that differ (e.g. weights of another width), then the
     tensors, so the fix (build the model from the config saved with the weights) is obvious.
     """
-    import numpy as np
-
-    from zoo.core.weights import WeightsError, check_state_matches
-
     want = {
         "atom_fea_len": config.atom_fea_len,
         "orig_atom_fea_len": config.orig_atom_fea_len,

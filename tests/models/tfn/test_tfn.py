@@ -1,4 +1,4 @@
-"""Tensor field network: O(3) equivariance, invariances, index symmetry, torch <-> jax parity, converters.
+"""Tensor field network: O(3) equivariance, invariances, index symmetry, torch <-> jax parity, weights.
 
 Every crystal-level check runs on ONE batch that holds two small triclinic crystals and transformed copies
 of them (proper and improper rotations, a translation, a different choice of periodic images, a
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pytest
@@ -26,18 +26,24 @@ from e3nn import o3  # noqa: E402
 from e3nn.util.test import assert_equivariant  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from zoo.tasks.spec import TargetSpec  # noqa: E402
+from tests.helpers import ROOT  # noqa: E402
+from zoo import tensors as zt  # noqa: E402
+from zoo.backend import jax as bj  # noqa: E402
+from zoo.backend import torch as bt  # noqa: E402
 from zoo.backend.jax import to_jax  # noqa: E402
+from zoo.backend.params import flax_from_torch, torch_from_flax  # noqa: E402
 from zoo.backend.torch import to_torch  # noqa: E402
+from zoo.core.weights import WeightsError  # noqa: E402
 from zoo.graphs import CrystalGraph, build_graph, collate, pad_batch  # noqa: E402
 from zoo.models import build, config_from_dict, config_to_dict, get_family  # noqa: E402
 from zoo.models.tfn import TFNConfig, estimate_avg_num_neighbors, n_parameters, state_layout  # noqa: E402
+from zoo.models.tfn import core  # noqa: E402
 from zoo.models.tfn import irreps as I  # noqa: E402
 from zoo.models.tfn import jax as tfn_jax  # noqa: E402
 from zoo.models.tfn import torch as tfn_torch  # noqa: E402
-from zoo import tensors as zt  # noqa: E402
+from zoo.nn.radial import polynomial_envelope  # noqa: E402
 from zoo.symmetry import rotate_tensor  # noqa: E402
-from zoo.core.weights import WeightsError  # noqa: E402
+from zoo.tasks.spec import TargetSpec  # noqa: E402
 
 RADIUS = 4.0  # Å
 HIDDEN = "6x0e+4x0o+3x1e+3x1o+2x2e+2x2o"  # both parities, small: compile time dominates these tests
@@ -178,6 +184,16 @@ def torch_model(target: str, dtype: str, seed: int = 0, **kw):
     return cfg, model
 
 
+def jax_variables(state, cfg: TFNConfig, dtype: str) -> dict:
+    """Torch-named weights as the flax model's variables, in ``dtype`` (call under ``jax.enable_x64``
+    for float64): the generic converter takes structure and dtypes from a ``like`` tree, here the
+    model's own variables, shaped by ``jax.eval_shape`` (nothing is compiled or run)."""
+    batch = to_jax(pad_batch(collate(variants()[0][:1])), dtype=JAX_DTYPE[dtype])
+    shapes = jax.eval_shape(tfn_jax.Model(cfg).init, jax.random.PRNGKey(0), batch)
+    like = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, dtype), shapes)
+    return flax_from_torch(state, like=like)
+
+
 def loss_weights(shape, seed=3) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=shape)
 
@@ -213,7 +229,7 @@ def jax_run(target: str, dtype: str):
     module = tfn_jax.Model(cfg)
     # full-precision float32 products (on GPU the default would allow TF32), as torch's default
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
-        variables = tfn_jax.from_torch_state_dict(state, cfg)
+        variables = jax_variables(state, cfg, dtype)
         batch = to_jax(padded, dtype=JAX_DTYPE[dtype])
         w = jnp.asarray(loss_weights((G,) + cfg.out_shape), dtype=JAX_DTYPE[dtype])
 
@@ -224,7 +240,7 @@ def jax_run(target: str, dtype: str):
         (_, out), (g_vars, g_pos, g_lat) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(variables, batch["positions"], batch["lattice"])
         return {
             "out": np.asarray(out),
-            "params": tfn_jax.to_torch_state_dict(g_vars, cfg),
+            "params": torch_from_flax(g_vars),
             "positions": np.asarray(g_pos),
             "lattice": np.asarray(g_lat),
             "n_graphs": G,
@@ -362,10 +378,9 @@ def test_forces_are_equivariant():
 
 # ---------------------------------------------------------------------------- convolution kernels
 def test_fused_kernels_equal_e3nn_tensor_products():
-    """Our fused convolution = e3nn's o3.TensorProduct (torch) = e3nn-jax's FunctionalTensorProduct (jax),
-    each followed by the scatter-sum, on the same per-edge weights; path weights equal both libraries'."""
-    from zoo.backend.torch import segment_sum
-
+    """Our fused convolution (``core.fused_conv``, in either backend, on either library's Wigner-3j
+    symbols) = e3nn's o3.TensorProduct (torch) = e3nn-jax's FunctionalTensorProduct (jax), each followed
+    by the scatter-sum, on the same per-edge weights; path weights equal both libraries'."""
     cfg = config_for("elastic", lmax=3)
     rng = np.random.default_rng(5)
     N, E = 6, 23
@@ -380,24 +395,20 @@ def test_fused_kernels_equal_e3nn_tensor_products():
                 tfn_torch._e3(conv.irreps_in), tfn_torch._e3(conv.irreps_sh), tfn_torch._e3(conv.irreps_mid),
                 list(conv.instructions), shared_weights=False, internal_weights=False,
             )
-            fused = tfn_torch.FusedTP(conv)
-        assert [ins.path_weight for ins in ref.instructions] == list(I.uvu_path_weights(conv))
-        assert [ins.path_weight for ins in tfn_jax._functional_tp(conv).instructions] == list(I.uvu_path_weights(conv))
+        assert [ins.path_weight for ins in ref.instructions] == list(conv.path_weights)
+        assert [ins.path_weight for ins in tfn_jax.functional_tp(conv).instructions] == list(conv.path_weights)
         th, tsh, tw, ts, tr = (torch.as_tensor(a) for a in (h, sh, w, s, r))
-        expect = segment_sum(ref(th[ts], tsh, tw), tr, N).numpy()
+        expect = bt.segment_sum(ref(th[ts], tsh, tw), tr, N).numpy()
         # the fused kernel takes its weights and gives its output in its own column layouts
-        got = fused(th, tsh, tw[:, fused.weight_permutation], ts, tr)[:, fused.mid_permutation]
-        assert rel_err(got.numpy(), expect) <= 1e-13
+        w_fused = w[:, core.fused_weight_permutation(conv)]
+        mid = core.fused_mid_permutation(conv)
+        got = core.fused_conv(th, tsh, torch.as_tensor(w_fused), ts, tr, core.fused_conv_tables(conv, tfn_torch._wigner_3j), bt)
+        assert rel_err(got.numpy()[:, mid], expect) <= 1e-13
         with jax.enable_x64(True):
-            tp = tfn_jax._functional_tp(conv)
-            m = jax.vmap(lambda wi, a, b: tp.left_right(wi, ej.IrrepsArray(tp.irreps_in1, a), ej.IrrepsArray(tp.irreps_in2, b)).array)(
-                jnp.asarray(w), jnp.asarray(h)[s], jnp.asarray(sh)
-            )
-            legacy = np.asarray(jax.ops.segment_sum(m, jnp.asarray(r), num_segments=N))
-            jw = jnp.asarray(w[:, I.fused_weight_permutation(conv)])
-            jfused = np.asarray(tfn_jax.fused_conv(conv, jnp.asarray(h), jnp.asarray(sh), jw, jnp.asarray(s), jnp.asarray(r)))
-            jfused = jfused[:, I.fused_mid_permutation(conv)]
-        assert rel_err(legacy, expect) <= 1e-13 and rel_err(jfused, expect) <= 1e-13
+            jh, jsh, js, jr = (jnp.asarray(a) for a in (h, sh, s, r))
+            legacy = np.asarray(jax.ops.segment_sum(tfn_jax.library_tp(conv)(jh[js], jsh, jnp.asarray(w)), jr, num_segments=N))
+            jfused = core.fused_conv(jh, jsh, jnp.asarray(w_fused), js, jr, core.fused_conv_tables(conv, tfn_jax._wigner_3j), bj)
+        assert rel_err(legacy, expect) <= 1e-13 and rel_err(np.asarray(jfused)[:, mid], expect) <= 1e-13
 
 
 @pytest.mark.parametrize("irreps_in, irreps_out", [
@@ -406,30 +417,38 @@ def test_fused_kernels_equal_e3nn_tensor_products():
     ("3x1o", "2x0e"),  # nothing reachable
 ])
 def test_irreps_linear_equals_e3nn_linear(irreps_in, irreps_out):
-    """Our grouped linear = e3nn's o3.Linear on the same flat weight (values and gradients), also when the
-    input arrives permuted (the fused layout)."""
+    """Our grouped linear (``core.irreps_linear``) = e3nn's o3.Linear on the same flat weight (values and
+    gradients), in both backends, also when the input arrives permuted (the fused layout)."""
     rng = np.random.default_rng(3)
     with torch_default_dtype(torch.float64):
         ref = o3.Linear(irreps_in, irreps_out)
-        perm = rng.permutation(ref.irreps_in.dim)
-        ours = tfn_torch.IrrepsLinear(irreps_in, irreps_out)
-        ours_p = tfn_torch.IrrepsLinear(irreps_in, irreps_out, input_columns=perm)
-    assert ours.weight.numel() == ref.weight.numel()
-    with torch.no_grad():
-        ours.weight.copy_(ref.weight)
-        ours_p.weight.copy_(ref.weight)
-    x = torch.as_tensor(rng.normal(size=(7, ref.irreps_in.dim)))
-    xp = torch.empty_like(x)
-    xp[:, perm] = x  # e3nn column c sits at position perm[c]
-    g = torch.as_tensor(rng.normal(size=(7, ref.irreps_out.dim)))
+    perm = rng.permutation(ref.irreps_in.dim)
+    plain = core.linear_tables(I.parse_irreps(irreps_in), I.parse_irreps(irreps_out))
+    permuted = core.linear_tables(I.parse_irreps(irreps_in), I.parse_irreps(irreps_out), tuple(int(i) for i in perm))
+    assert plain.numel == ref.weight.numel()
+    x = rng.normal(size=(7, ref.irreps_in.dim))
+    xp_ = np.empty_like(x)
+    xp_[:, perm] = x  # e3nn column c sits at position perm[c]
+    g = rng.normal(size=(7, ref.irreps_out.dim))
+    y_ref = ref(torch.as_tensor(x))
+    grad_ref = torch.autograd.grad((y_ref * torch.as_tensor(g)).sum(), ref.weight)[0] if ref.weight.numel() else ref.weight
+    expect = (y_ref.detach().numpy(), grad_ref.detach().numpy())
     outs = []
-    for mod, inp in ((ref, x), (ours, x), (ours_p, xp)):
-        y = mod(inp)
-        grad = torch.autograd.grad((y * g).sum(), mod.weight)[0] if mod.weight.numel() else mod.weight
+    for t, inp in ((plain, x), (permuted, xp_)):
+        w = ref.weight.detach().clone().requires_grad_(True)
+        y = core.irreps_linear(torch.as_tensor(inp), w, t, bt)
+        grad = torch.autograd.grad((y * torch.as_tensor(g)).sum(), w)[0] if w.numel() else w
         outs.append((y.detach().numpy(), grad.detach().numpy()))
-    for y, grad in outs[1:]:
-        assert np.abs(y - outs[0][0]).max() <= 1e-13 * max(1.0, np.abs(outs[0][0]).max())
-        assert grad.shape == outs[0][1].shape and np.all(np.abs(grad - outs[0][1]) <= 1e-13 * max(1.0, np.abs(outs[0][1]).max(initial=0.0)))
+        with jax.enable_x64(True):
+            def value_and_grad(w, t=t, inp=inp):
+                y, vjp = jax.vjp(lambda w: core.irreps_linear(jnp.asarray(inp), w, t, bj), w)
+                return y, vjp(jnp.asarray(g))[0]
+
+            y, grad = jax.jit(value_and_grad)(jnp.asarray(ref.weight.detach().numpy()))
+            outs.append((np.asarray(y), np.asarray(grad)))
+    for y, grad in outs:
+        assert np.abs(y - expect[0]).max() <= 1e-13 * max(1.0, np.abs(expect[0]).max())
+        assert grad.shape == expect[1].shape and np.all(np.abs(grad - expect[1]) <= 1e-13 * max(1.0, np.abs(expect[1]).max(initial=0.0)))
 
 
 def test_model_output_does_not_depend_on_the_kernel():
@@ -447,7 +466,7 @@ def test_model_output_does_not_depend_on_the_kernel():
         outs.append(model(b).detach().numpy())
         with jax.enable_x64(True):
             jb = to_jax(pad_batch(collate(graphs[:2])), dtype=jnp.float64)
-            outs.append(np.asarray(tfn_jax.Model(cfg).apply(tfn_jax.from_torch_state_dict(state, cfg), jb))[:2])
+            outs.append(np.asarray(jax.jit(tfn_jax.Model(cfg).apply)(jax_variables(state, cfg, "float64"), jb))[:2])
     for o in outs[1:]:
         assert rel_err(o, outs[0]) <= 1e-12
     assert rel_err(outs[0], torch_run("piezo", "float64")["out"][:2]) <= 1e-12
@@ -462,8 +481,7 @@ def test_readout_reaches_the_site_symmetry_invariants(target, spacegroup, specie
     read-out with harmonics l <= 2 cannot give the 3o part of a piezoelectric tensor (the only part -43m
     allows) or the cubic anisotropy (4e) of an elastic tensor: the prediction is exactly 0 resp. isotropic.
     With the default read-out (harmonics up to the output's l) it is not, and it keeps the crystal's symmetry."""
-    from zoo.symmetry import symmetry_violation
-    from zoo.symmetry import cartesian_point_group
+    from zoo.symmetry import cartesian_point_group, symmetry_violation
 
     s = Structure.from_spacegroup(spacegroup, Lattice.cubic(5.0), species, coords)
     b = to_torch(collate([build_graph(s, config_for(target).graph_spec())]), dtype=torch.float64)
@@ -497,12 +515,11 @@ def test_torch_layers_pass_e3nn_assert_equivariant():
     basis = torch.rand(E, cfg.n_basis, dtype=torch.float64) + 0.5
     with torch_default_dtype(torch.float64):  # e3nn builds D(R) in the default dtype
         for layer in list(model.layers) + [model.readout]:
-            plan = layer.gate.plan if layer.gate is not None else None
-            irreps_in = layer.lin1.irreps_in
-            irreps_out = tfn_torch._e3(plan.irreps_out) if plan is not None else layer.lin2.irreps_out
+            plan = layer.tables.plan
+            irreps_in, irreps_sh, irreps_out = (tfn_torch._e3(i) for i in (plan.irreps_in, plan.conv.irreps_sh, plan.irreps_out))
             x = irreps_in.randn(N, -1, dtype=torch.float64)
-            sh = layer.irreps_sh.randn(E, -1, dtype=torch.float64)
-            errs = assert_equivariant(lambda x, sh: layer(x, sh, basis, s, r), args_in=[x, sh], irreps_in=[irreps_in, layer.irreps_sh], irreps_out=[irreps_out], tolerance=1e-10)
+            sh = irreps_sh.randn(E, -1, dtype=torch.float64)
+            errs = assert_equivariant(lambda x, sh: layer(x, sh, basis, s, r), args_in=[x, sh], irreps_in=[irreps_in, irreps_sh], irreps_out=[irreps_out], tolerance=1e-10)
             assert all(float(e.max()) >= 0 for e in errs.values())
 
         # The whole network, positions as Cartesian points (rotation, inversion AND translation) and
@@ -528,7 +545,7 @@ def test_jax_layers_pass_e3nn_jax_assert_equivariant():
     module = tfn_jax.Model(cfg)
     plan = cfg.plan()
     with jax.enable_x64(True):
-        params = tfn_jax.from_torch_state_dict(state, cfg)["params"]
+        params = jax_variables(state, cfg, "float64")["params"]
         s, r = jnp.asarray(b["senders"]), jnp.asarray(b["receivers"])
         basis = jnp.asarray(np.random.default_rng(0).random((len(b["senders"]), cfg.n_basis)) + 0.5)
         for name, lp in [("layers_2", plan.layers[2]), ("readout", plan.readout)]:
@@ -558,27 +575,57 @@ def test_jax_layers_pass_e3nn_jax_assert_equivariant():
 
 
 # -------------------------------------------------------------------------------- shared constants
+# Plain-numpy references of zoo.nn.radial, written independently of it.
+def bessel_basis_np(d: np.ndarray, r_max: float, n: int) -> np.ndarray:
+    """sin(nπ d/r_max) / (d/r_max), n = 1..N."""
+    x = np.asarray(d, dtype=np.float64)[..., None] / r_max
+    return np.sin(np.pi * np.arange(1, n + 1) * x) / x
+
+
+def gaussian_basis_np(d: np.ndarray, r_max: float, n: int) -> np.ndarray:
+    """exp(-((d-μ_k)/σ)^2) / 1.12 * sqrt(N), μ_k = linspace(0, r_max, N), σ = spacing (e3nn's soft one-hot)."""
+    mu = np.linspace(0.0, r_max, n)
+    sigma = mu[1] - mu[0]
+    return np.exp(-(((np.asarray(d)[..., None] - mu) / sigma) ** 2)) / 1.12 * math.sqrt(n)
+
+
+def envelope_np(d: np.ndarray, r_max: float, p: int = 6) -> np.ndarray:
+    """Polynomial cutoff (DimeNet): 1 at 0, 0 with vanishing 1st and 2nd derivatives at r_max."""
+    x = np.asarray(d, dtype=np.float64) / r_max
+    u = 1 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+    return np.where(x < 1, u, 0.0)
+
+
 def test_constants_and_radial_functions():
     from scipy.integrate import quad
     from scipy.special import expit
 
     for name, f in [("silu", lambda z: z * expit(z)), ("tanh", np.tanh), ("sigmoid", expit)]:
         m2 = quad(lambda z: f(z) ** 2 * np.exp(-z * z / 2) / np.sqrt(2 * np.pi), -np.inf, np.inf, epsabs=1e-14)[0]
-        assert abs(I.second_moment_scale(name) - m2**-0.5) <= 1e-12
+        assert abs(core.second_moment_scale(name) - m2**-0.5) <= 1e-12
     d = np.linspace(0.5, 3.99, 7)
-    env = I.envelope_np(d, RADIUS)
-    assert I.envelope_np(np.array([0.0]), RADIUS)[0] == 1.0 and I.envelope_np(np.array([RADIUS, 5.0]), RADIUS).tolist() == [0.0, 0.0]
+    env = envelope_np(d, RADIUS)
+    assert envelope_np(np.array([0.0]), RADIUS)[0] == 1.0 and envelope_np(np.array([RADIUS, 5.0]), RADIUS).tolist() == [0.0, 0.0]
     h = 1e-4  # smooth cut-off: value, slope and curvature vanish at the radius
-    e = lambda x: float(I.envelope_np(np.array([x]), RADIUS)[0])  # noqa: E731
+    e = lambda x: float(envelope_np(np.array([x]), RADIUS)[0])  # noqa: E731
     assert abs(e(RADIUS - h)) < 1e-9 and abs((e(RADIUS - h) - e(RADIUS - 2 * h)) / h) < 1e-6
+    # the model's envelope (zoo.nn.radial) is the reference's, also at and beyond the radius, in both backends
+    d_all = np.array([0.0, 0.5, 2.0, RADIUS - h, RADIUS, 5.0])
+    for xp, arr in ((bt, torch.as_tensor), (bj, jnp.asarray)):
+        with jax.enable_x64(True):
+            u = np.asarray(polynomial_envelope(arr(d_all), RADIUS, 6, xp))
+        assert np.abs(u - envelope_np(d_all, RADIUS)).max() <= 1e-12 and u[-2:].tolist() == [0.0, 0.0]
     for basis in ("bessel", "gaussian"):
         cfg = config_for("scalar", radial_basis=basis)
-        ref = I.bessel_basis_np(d, RADIUS, cfg.n_basis) if basis == "bessel" else I.gaussian_basis_np(d, RADIUS, cfg.n_basis)
+        ref = bessel_basis_np(d, RADIUS, cfg.n_basis) if basis == "bessel" else gaussian_basis_np(d, RADIUS, cfg.n_basis)
         vec = np.stack([d, np.zeros_like(d), np.zeros_like(d)], axis=1) @ random_o3(np.random.default_rng(1), False).T
         with torch_default_dtype(torch.float64):
-            attr_t, basis_t = tfn_torch.Model(cfg).edge_features(torch.as_tensor(vec))
+            model = tfn_torch.Model(cfg)
+        attr_t, basis_t = core.edge_features(torch.as_tensor(vec), model.net, bt, model.spherical_harmonics)
         with jax.enable_x64(True):
-            attr_j, basis_j = tfn_jax.Model(cfg).apply({}, jnp.asarray(vec), method=tfn_jax.Model.edge_features)
+            net = core.network_tables(cfg, tfn_jax._wigner_3j)
+            sh = partial(tfn_jax.spherical_harmonics, net.sh_ls)
+            attr_j, basis_j = jax.jit(lambda v, net=net, sh=sh: core.edge_features(v, net, bj, sh))(jnp.asarray(vec))
         assert rel_err(basis_t.numpy(), ref) <= 1e-12 and rel_err(np.asarray(basis_j), ref) <= 1e-12
         assert rel_err(attr_t.numpy()[:, 0], env) <= 1e-12  # Y^0 = 1 ("component"), times the envelope
         assert rel_err(np.asarray(attr_j), attr_t.numpy()) <= 1e-12
@@ -601,8 +648,8 @@ def test_converter_round_trips_are_exact():
         cfg, _ = torch_model("dielectric", dtype)
         state = torch_run("dielectric", dtype)["state"]
         with jax.enable_x64(dtype == "float64"):
-            back = tfn_jax.to_torch_state_dict(tfn_jax.from_torch_state_dict(state, cfg), cfg)
-        assert list(back) == list(state)
+            back = torch_from_flax(jax_variables(state, cfg, dtype))
+        assert sorted(back) == sorted(state)
         for k in state:
             assert back[k].dtype == state[k].dtype and np.array_equal(back[k], state[k]), k
 
@@ -611,10 +658,10 @@ def test_converter_round_trips_are_exact():
     module = tfn_jax.Model(cfg)
     graphs, _, _ = variants()
     variables = jax.jit(module.init)(jax.random.PRNGKey(0), to_jax(pad_batch(collate(graphs[:2]))))
-    state = tfn_jax.to_torch_state_dict(variables, cfg)
+    state = torch_from_flax(variables)
     model = tfn_torch.Model(cfg)
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
-    again = tfn_jax.from_torch_state_dict({k: v.numpy() for k, v in model.state_dict().items()}, cfg)
+    again = flax_from_torch({k: v.numpy() for k, v in model.state_dict().items()}, like=variables)
     flat_a = jax.tree_util.tree_leaves_with_path(variables)
     flat_b = dict(jax.tree_util.tree_leaves_with_path(again))
     assert len(flat_a) == len(flat_b)
@@ -631,7 +678,7 @@ def test_wrong_weights_are_rejected_with_the_names():
     state["layers.0.lin1.weight"] = state["layers.0.lin1.weight"][:-1]
     del state["readout.sc.weight"]
     with pytest.raises(WeightsError, match=r"layers\.0\.lin1\.weight|readout\.sc\.weight"):
-        tfn_jax.from_torch_state_dict(state, cfg)
+        jax_variables(state, cfg, "float32")
 
 
 # --------------------------------------------------------------------------------------- config
@@ -661,10 +708,36 @@ def test_config_targets_registry_and_errors():
         TFNConfig(hidden_irreps="32x0q")
     with pytest.raises(ValueError, match="0e"):
         TFNConfig(hidden_irreps="8x1o")
-    with pytest.raises(ValueError, match="output_shift"):
+    with pytest.raises(TypeError, match="output_shift"):  # removed: nothing set it (see TFNConfig.migrate)
         TFNConfig(target_kind="tensor", target_rank=2, target_formula="ij=ji", output_shift=1.0)
     graphs, _, _ = variants()
     assert estimate_avg_num_neighbors(graphs[:2]) == pytest.approx(sum(g.n_edges for g in graphs[:2]) / 5)
+
+
+def test_configs_of_older_versions_still_load():
+    """Run folders written before output_scale / output_shift and tp_impl="auto" were removed (e.g. the
+    results recorded in results/tfn) load to today's equivalent config; a removed field that would
+    change the model's function is refused with a message that names it."""
+    import json
+
+    runs = json.loads((ROOT / "results" / "tfn" / "results.json").read_text())
+    old = next(v for v in _walk(runs) if isinstance(v, dict) and "output_shift" in v and "hidden_irreps" in v)
+    assert (old["tp_impl"], old["output_scale"], old["output_shift"]) == ("auto", 1.0, 0.0)
+    cfg = config_from_dict("tfn", old)
+    assert cfg.tp_impl == "fused" and cfg.target_formula == old["target_formula"] and cfg.hidden_irreps == old["hidden_irreps"]
+    assert config_from_dict("tfn", config_to_dict(cfg)) == cfg
+    for name, value in (("output_scale", 2.0), ("output_shift", 0.5)):
+        with pytest.raises(ValueError, match=name):
+            config_from_dict("tfn", dict(old, **{name: value}))
+    with pytest.raises(ValueError, match="unknown fields"):
+        config_from_dict("tfn", dict(old, output_offset=0.0))
+
+
+def _walk(tree):
+    yield tree
+    children = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, list) else ()
+    for child in children:
+        yield from _walk(child)
 
 
 def test_plan_matches_gate_points_2101_rules():

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
+from zoo.graphs import GraphSpec
 from zoo.models import register_family
 from zoo.tensors import cartesian_irreps, irreps_string, rank_of
 
@@ -24,7 +25,7 @@ from . import irreps as _ir
 POOLINGS = ("mean", "sum")
 RADIAL_BASES = ("bessel", "gaussian")
 TARGET_KINDS = ("scalar", "tensor")
-TP_IMPLS = ("auto", "fused", "e3nn")
+TP_IMPLS = ("fused", "e3nn")
 MESSAGE_NORMS = ("mean", "sqrt")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is only used by padding nodes
 
@@ -71,20 +72,16 @@ class TFNConfig:
     message_norm: str = "mean"
     pooling: str = "mean"  # "mean" (intensive targets) or "sum" (extensive) over the atoms of a graph
     residual: bool = True  # add the input to the output channels with identical irreps
-    # Convolution kernel; all compute the same function of the same weights (to rounding, tested):
-    # "fused": all paths of an input chunk in two contractions + per-chunk scatter (ours);
+    # Convolution kernel; both compute the same function of the same weights (to rounding, tested):
+    # "fused": all paths of an input chunk in two contractions + per-chunk scatter (core.fused_conv);
     # "e3nn": e3nn's o3.TensorProduct (torch) / e3nn-jax's legacy FunctionalTensorProduct (jax), path
-    # by path; "auto": the faster one per backend, measured on 2 CPU cores (one jdft2d training step,
-    # batch 32, ~5000 edges): fused in both (torch: ~2.5x e3nn's; jax: 63 vs 84 ms per step).
-    tp_impl: str = "auto"
+    # by path, the reference. "fused" is the faster one in both backends, measured on 2 CPU cores (one
+    # jdft2d training step, batch 32, ~5000 edges): torch ~2.5x e3nn's, jax 63 vs 84 ms per step.
+    tp_impl: str = "fused"
     # Output head, set by with_target(): a scalar (shape (G,)) or a Cartesian tensor (G, 3, ..., 3).
     target_kind: str = "scalar"
     target_rank: int = 0
     target_formula: str | None = None  # e3nn CartesianTensor index symmetries, e.g. "ij=ji"
-    # Fixed affine map of the pooled output (the trainer can set them from the training targets):
-    # y = output_scale * pooled (+ output_shift for scalars; a shift of a tensor is not equivariant).
-    output_scale: float = 1.0
-    output_shift: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "lmax", "n_basis", "radial_hidden", "embed_dim", "envelope_p"):
@@ -127,8 +124,6 @@ class TFNConfig:
                 raise ValueError("TFNConfig: a tensor target needs target_formula (use with_target(), which fills it in)")
             if rank_of(self.target_formula) != self.target_rank:
                 raise ValueError(f"TFNConfig.target_formula={self.target_formula!r} has rank {rank_of(self.target_formula)}, not target_rank={self.target_rank}")
-            if self.output_shift != 0.0:
-                raise ValueError("TFNConfig.output_shift must be 0 for a tensor target (a constant tensor is not rotation equivariant)")
         # Building the plan checks that the read-out can reach every output irrep.
         self.plan()
 
@@ -155,11 +150,6 @@ class TFNConfig:
                                 self.readout_sh_lmax)
 
     @property
-    def fused_kernel(self) -> bool:
-        """Whether the convolution uses our fused kernel ("fused", and "auto" in both backends, see tp_impl)."""
-        return self.tp_impl in ("fused", "auto")
-
-    @property
     def readout_sh_lmax(self) -> int:
         """Highest harmonic of the read-out convolution (``readout_lmax`` or its default, see there)."""
         if self.readout_lmax is not None:
@@ -167,12 +157,30 @@ class TFNConfig:
         return max([self.lmax] + [l for _, l, _ in _ir.parse_irreps(self.output_irreps)])
 
     # ----------------------------------------------------------------------------------- shared API
-    def graph_spec(self):
-        from zoo.graphs import GraphSpec
-
+    def graph_spec(self) -> GraphSpec:
         return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None)
 
-    def with_target(self, target) -> "TFNConfig":
+    @staticmethod
+    def migrate(d: dict) -> dict:
+        """A config dict written by an older version, in today's fields (``zoo.models.config_from_dict``).
+
+        Removed: ``output_scale`` / ``output_shift`` (a fixed affine map of the output that nothing ever
+        set; configs hold the defaults 1.0 / 0.0) and ``tp_impl="auto"`` (it chose "fused" in both
+        backends). A removed field with any other value would change the model's function, so it is
+        refused rather than dropped.
+        """
+        d = dict(d)
+        for name, default in (("output_scale", 1.0), ("output_shift", 0.0)):
+            if name in d:
+                value = d.pop(name)
+                if value != default:
+                    raise ValueError(f"this TFN config has {name}={value!r}; {name} was removed (only {default} was ever "
+                                     "used): load it with the crystal-zoo version that wrote it")
+        if d.get("tp_impl") == "auto":
+            d["tp_impl"] = "fused"
+        return d
+
+    def with_target(self, target) -> TFNConfig:
         """Set the output head for ``target`` (a ``zoo.tasks.spec.TargetSpec``): scalar or Cartesian tensor."""
         kind = getattr(target, "kind", None)
         name = getattr(target, "name", "?")
@@ -184,7 +192,7 @@ class TFNConfig:
                 raise ValueError(f"tensor target {name!r} has rank {rank}; TFN supports ranks 1-4")
             formula = getattr(target, "formula", None) or "ijkl"[:rank]  # no index symmetry given: a general tensor
             try:
-                return dataclasses.replace(self, target_kind="tensor", target_rank=rank, target_formula=formula, output_shift=0.0)
+                return dataclasses.replace(self, target_kind="tensor", target_rank=rank, target_formula=formula)
             except ValueError as exc:
                 raise ValueError(f"TFN cannot predict tensor target {name!r} ({formula!r}) with this config: {exc}") from exc
         raise ValueError(
@@ -209,32 +217,37 @@ def _linear_numel(irreps_in, irreps_out) -> int:
     return sum(m1 * m2 for m1, l1, p1 in irreps_in for m2, l2, p2 in irreps_out if (l1, p1) == (l2, p2))
 
 
+def layer_weight_shapes(config: TFNConfig, layer: _ir.LayerPlan) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The parameters of one interaction, ``{module: {parameter: shape}}`` in weight-file order: the
+    flat e3nn-layout weights of the linears ``lin1`` (x → h), ``lin2`` (messages → output) and ``sc``
+    (self-connection), and the radial MLP's matrices ``w0, w1, ...`` (n_basis → hidden → per-edge
+    tensor-product weights). Both backends declare exactly these."""
+    conv = layer.conv
+    sizes = (config.n_basis,) + (config.radial_hidden,) * config.radial_layers + (conv.weight_numel,)
+    return {
+        "lin1": {"weight": (_linear_numel(conv.irreps_in, conv.irreps_in),)},
+        "radial": {f"w{k}": (sizes[k], sizes[k + 1]) for k in range(len(sizes) - 1)},
+        "lin2": {"weight": (_linear_numel(conv.irreps_mid, conv.irreps_out),)},
+        "sc": {"weight": (_linear_numel(conv.irreps_in, conv.irreps_out),)},
+    }
+
+
 def state_layout(config: TFNConfig) -> dict[str, tuple[int, ...]]:
     """The torch ``state_dict`` of a TFN built from ``config``: ``{name: shape}``, in order.
 
-    This is the weight format of both backends (the JAX parameter paths are the same names with
-    ``layers.0`` written ``layers_0``). e3nn's buffers are derived from the config and are not in it.
+    This is the weight format of both backends (the flax parameter paths are the same names with
+    ``layers.0`` written ``layers_0``, ``zoo.backend.params``). e3nn's buffers are derived from the
+    config and are not in it.
     """
     plan = config.plan()
     out: dict[str, tuple[int, ...]] = {"embedding.weight": (N_SPECIES, config.embed_dim)}
     named = [(f"layers.{k}", lp) for k, lp in enumerate(plan.layers)] + [("readout", plan.readout)]
     for name, lp in named:
-        conv = lp.conv
-        out[f"{name}.lin1.weight"] = (_linear_numel(conv.irreps_in, conv.irreps_in),)
-        sizes = (config.n_basis,) + (config.radial_hidden,) * config.radial_layers + (conv.weight_numel,)
-        for k in range(len(sizes) - 1):
-            out[f"{name}.radial.w{k}"] = (sizes[k], sizes[k + 1])
-        out[f"{name}.lin2.weight"] = (_linear_numel(conv.irreps_mid, conv.irreps_out),)
-        out[f"{name}.sc.weight"] = (_linear_numel(conv.irreps_in, conv.irreps_out),)
+        for module, shapes in layer_weight_shapes(config, lp).items():
+            out.update({f"{name}.{module}.{param}": shape for param, shape in shapes.items()})
     return out
 
 
 def n_parameters(config: TFNConfig) -> int:
-    n = 0
-    for shape in state_layout(config).values():
-        k = 1
-        for s in shape:
-            k *= s
-        n += k
-    return n
+    return sum(math.prod(shape) for shape in state_layout(config).values())
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +85,8 @@ def test_reproduce_writes_results_once_and_refuses_to_overwrite(tmp_path, capsys
             "--out", tmp_path / "runs", "--results", tmp_path / "results", "--no-progress", *SET_TINY]
     code, out, err = run(args, capsys)
     assert code == 0, err
+    # The task's headline scores (TaskSpec.metrics: mae, rmse for the toy task), per fold and over folds.
+    assert "fold 4: mae " in out and ", rmse " in out and "scores over folds: mae " in out
     res_dir = tmp_path / "results" / "crystal-zoo" / TOY / "cgcnn-torch"
     with gzip.open(res_dir / "results.json.gz", "rt") as fh:
         results = json.load(fh)
@@ -114,3 +115,47 @@ def test_demo_smoke(tmp_path, capsys):
                           "--task-arg", "n_crystals=60", "--task-arg", f"cache_directory={tmp_path / 'cache'}"], capsys)
     assert code == 0, err
     assert out.count("run folder:") == 2 and "floor" in out and "demo finished" in out
+
+
+def test_training_flags_are_the_config_fields(capsys):
+    """Every TrainConfig field is a flag of `zoo train` (spelt from the field, typed by its annotation),
+    so an option is declared once."""
+    import dataclasses
+
+    from zoo.cli import build_parser, config_from_args
+    from zoo.training import TrainConfig
+
+    with pytest.raises(SystemExit):
+        run(["train", "--help"], capsys)
+    train_help = capsys.readouterr().out
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "model":  # the positional argument
+            assert f.metadata.get("flag", "--" + f.name.replace("_", "-")) in train_help, f.name
+    parser = build_parser()
+    args = parser.parse_args(["train", "cgcnn", "--grad-clip", "0.5", "--loss", "l1", "--no-graph-cache", "--val-fraction", "0.2",
+                              "--set", "n_conv=2", "--task-arg", "n_crystals=30", "--device", "cpu"])
+    c = config_from_args(args)
+    assert c == TrainConfig(model="cgcnn", grad_clip=0.5, loss="l1", graph_cache=False, val_fraction=0.2,
+                            model_overrides={"n_conv": 2}, task_kwargs={"n_crystals": 30}, device="cpu")
+    with pytest.raises(SystemExit):  # a Literal's choices are argparse's choices
+        parser.parse_args(["train", "cgcnn", "--schedule", "linear"])
+
+
+def test_report_forwards_to_the_module_main(tmp_path, capsys, monkeypatch):
+    """`zoo report NAME ARGS...` runs zoo.reports.NAME.main(ARGS): the reports are found, not listed by hand."""
+    from zoo import reports
+
+    (tmp_path / "toy_report.py").write_text('"""A toy report."""\n\n\ndef main(argv=None):\n    print("toy report got", list(argv))\n    return 3\n')
+    (tmp_path / "toy_helpers.py").write_text('"""Shared by reports; not one itself."""\nX = 1\n')
+    monkeypatch.setattr(reports, "__path__", [*reports.__path__, str(tmp_path)])
+    code, out, _ = run(["report"], capsys)
+    assert code == 0 and "toy_report" in out and "A toy report." in out and "toy_helpers" not in out
+    code, out, _ = run(["report", "toy_report", "--flag", "x"], capsys)
+    assert code == 3 and "toy report got ['--flag', 'x']" in out
+    code, _, err = run(["report", "toy_helpers"], capsys)
+    assert code == 2 and "no main" in err
+    code, _, err = run(["report", "no_such_report"], capsys)
+    assert code == 2 and "toy_report" in err
+    for name in ("toy_report", "toy_helpers"):
+        sys.modules.pop(f"zoo.reports.{name}", None)
+

@@ -6,17 +6,31 @@
     zoo evaluate RUN_DIR|WEIGHTS [--task TASK] [--fold K] [--backend B]
     zoo reproduce TASK --model MODEL --backend B [--seeds 0 1 2]   every fold -> results.json.gz + info.json
     zoo demo                                   the main job: CGCNN on the embedded dielectric task, both backends
+    zoo report [NAME [ARGS...]]                a report of zoo.reports (no NAME: list them)
+
+The training options of ``train`` and ``reproduce`` are not written here: each is a field of
+``zoo.training.TrainConfig`` (its flag, type, choices and help come from the field), so a new option is
+one new field. The commands only parse, call ``zoo.training`` and print.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import logging
 import os
+import pkgutil
 import sys
 import time
+import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
+
+from zoo import reports, tasks
+from zoo.models import get_family, list_models
+from zoo.training import TrainConfig, UsageError, evaluate, reproduce, train
+from zoo.training.config import field_types
 
 log = logging.getLogger("zoo")
 
@@ -59,35 +73,50 @@ def _pairs(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-def _add_training_options(p: argparse.ArgumentParser, defaults) -> None:
-    p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {defaults.epochs})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"graphs per batch (default {defaults.batch_size})")
-    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {defaults.lr})")
-    p.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (default 0)")
-    p.add_argument("--optimizer", choices=("adam", "adamw"), default=None)
-    p.add_argument("--schedule", choices=("cosine", "plateau", "constant"), default=None,
-                   help="LR schedule (default cosine with 1 warm-up epoch)")
-    p.add_argument("--patience", type=int, default=None, help=f"early stopping patience in epochs, 0 = off (default {defaults.patience})")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    p.add_argument("--device", default=None, help="torch device (cpu, cuda); jax uses its default device")
-    p.add_argument("--out", default=None, help="folder that receives the run folders (default runs/)")
-    p.add_argument("--data-dir", default=None, help="folder with local data files (matbench: <task>.json.gz; also MATMINER_DATA)")
-    p.add_argument("--set", dest="model_set", action="append", metavar="KEY=VALUE", help="model hyper-parameter, e.g. --set n_conv=4")
-    p.add_argument("--task-arg", action="append", metavar="KEY=VALUE", help="task option, e.g. --task-arg n_crystals=300")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 
 
-def _config_from_args(args, **fixed):
-    from zoo.training import TrainConfig
+def _value_type(annotation) -> type:
+    """What argparse converts a flag's text to: ``int | None`` -> int, ``Literal["a", "b"]`` -> str."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return type(typing.get_args(annotation)[0])
+    if origin is not None:  # X | None, dict[str, Any]
+        return origin if origin is dict else next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
 
-    kw: dict[str, Any] = dict(fixed)
-    for name in ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "schedule", "patience", "dtype", "device", "out", "data_dir"):
-        v = getattr(args, name, None)
-        if v is not None:
-            kw[name] = v
-    kw["model_overrides"] = _pairs(getattr(args, "model_set", None), "--set")
-    kw["task_kwargs"] = _pairs(getattr(args, "task_arg", None), "--task-arg")
-    kw["progress"] = not getattr(args, "no_progress", False)
+
+def add_config_options(p: argparse.ArgumentParser, *, exclude: Sequence[str] = (), required: Sequence[str] = (),
+                       only: Sequence[str] | None = None) -> None:
+    """One flag per ``TrainConfig`` field (see ``zoo.training.config``). Every flag defaults to None, so
+    the config's own default applies to whatever the user did not set (``config_from_args``)."""
+    types = field_types()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in exclude or (only is not None and f.name not in only):
+            continue
+        kind, text = _value_type(types[f.name]), f.metadata["help"]
+        if kind is bool:  # a switch that turns the default (True) off, e.g. --no-progress
+            p.add_argument(_flag(f), dest=f.name, action="store_const", const=not f.default, default=None, help=text)
+        elif kind is dict:
+            p.add_argument(_flag(f), dest=f.name, action="append", metavar="KEY=VALUE", help=text)
+        else:
+            choices = typing.get_args(types[f.name]) if typing.get_origin(types[f.name]) is Literal else None
+            if f.default is not None and f.name not in required:
+                text += f" (default {f.default})"
+            p.add_argument(_flag(f), dest=f.name, type=kind, choices=choices, default=None, required=f.name in required, help=text)
+
+
+def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
+    """The ``TrainConfig`` of parsed arguments: the fields the user set (positional arguments named like
+    a field count too), ``fixed`` on top, the config's defaults for the rest."""
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        kw[f.name] = _pairs(value, _flag(f)) if _value_type(field_types()[f.name]) is dict else value
+    kw.update(fixed)
     try:
         return TrainConfig(**kw)
     except (TypeError, ValueError) as exc:
@@ -95,9 +124,6 @@ def _config_from_args(args, **fixed):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zoo.training import TrainConfig
-
-    d = TrainConfig()
     parser = argparse.ArgumentParser(prog="zoo", description="crystal-zoo: train, evaluate and benchmark crystal property models (PyTorch + JAX)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,37 +133,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on one fold of a task (writes a run folder)")
     p.add_argument("model", nargs="?", help="model name (zoo list)")
-    p.add_argument("--task", default=None, help=f"task name (default {d.task})")
-    p.add_argument("--backend", choices=("torch", "jax"), default=None, help="default torch")
-    p.add_argument("--fold", type=int, default=None, help="fold number (default 0)")
-    p.add_argument("--seed", type=int, default=None, help="seed of init, shuffling and dropout (default 0)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder from its last checkpoint")
-    _add_training_options(p, d)
+    add_config_options(p, exclude=("model",))
 
     p = sub.add_parser("evaluate", help="score saved weights (a run folder or a .safetensors file) on a task fold")
     p.add_argument("path", help="run folder (its best weights) or weights file (.safetensors/.json stem)")
     p.add_argument("--task", default=None, help="task (default: the one the weights were trained on)")
     p.add_argument("--fold", type=int, default=None, help="fold (default: the one trained on)")
-    p.add_argument("--backend", choices=("torch", "jax"), default="torch")
+    p.add_argument("--backend", choices=typing.get_args(field_types()["backend"]), default="torch")
     p.add_argument("--split", choices=("test", "train"), default="test", help="test set, or the fold's train+validation data")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p, only=("data_dir", "progress"))
 
     p = sub.add_parser("reproduce", help="train on every fold (per seed) and write the matbench results.json.gz + info.json")
     p.add_argument("task", help="task name, e.g. matbench_jdft2d")
-    p.add_argument("--model", required=True)
-    p.add_argument("--backend", choices=("torch", "jax"), required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--folds", type=int, nargs="+", default=None, help="only these folds (no submission is written then)")
     p.add_argument("--results", default="results", help="root of the results tree (default results/)")
-    _add_training_options(p, d)
+    add_config_options(p, exclude=("task", "fold", "seed"), required=("model", "backend"))
 
     p = sub.add_parser("demo", help=f"main job: {DEMO_MODEL} on {DEMO_TASK} fold 0, torch and jax, with plots")
-    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
-    p.add_argument("--backends", nargs="+", choices=("torch", "jax"), default=["torch", "jax"])
-    p.add_argument("--out", default="runs")
-    p.add_argument("--task-arg", action="append", metavar="KEY=VALUE", help="task option, e.g. --task-arg n_crystals=300")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
+    p.add_argument("--backends", nargs="+", choices=typing.get_args(field_types()["backend"]), default=["torch", "jax"])
+    add_config_options(p, only=("out", "task_kwargs", "progress"))
+
+    p = sub.add_parser("report", help="run a report of zoo.reports: zoo report NAME [ARGS...] (no NAME: list them)")
+    p.add_argument("name", nargs="?", help="report name (zoo report lists them)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the report's own arguments (zoo report NAME --help)")
     return parser
 
 
@@ -173,9 +194,6 @@ def _print_result(res, unit: str = "") -> None:
 
 # ------------------------------------------------------------------------------------------ commands
 def cmd_list(args) -> int:
-    from zoo import tasks
-    from zoo.models import get_family, list_models
-
     models = {m: {"outputs": list(get_family(m).outputs), "backends": sorted(get_family(m).backends), "description": get_family(m).description}
               for m in list_models()}
     task_names = tasks.list()
@@ -198,8 +216,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from zoo.training import train
-
     if args.resume:
         if args.model or args.task:
             raise CLIError("--resume continues a run with its own model and task: give only the run folder (and optionally --epochs)")
@@ -207,20 +223,13 @@ def cmd_train(args) -> int:
     else:
         if not args.model:
             raise CLIError("name a model (zoo list), e.g. `zoo train cgcnn --task embedded_dielectric_iso`")
-        fixed: dict[str, Any] = {"model": args.model}
-        for name in ("task", "backend", "fold", "seed"):
-            v = getattr(args, name)
-            if v is not None:
-                fixed[name] = v
-        res = train(_config_from_args(args, **fixed))
+        res = train(config_from_args(args))
     _print_result(res, _unit(res.summary["task"]))
     return 0
 
 
 def _unit(task_name: str) -> str:
     try:
-        from zoo import tasks
-
         spec = tasks.spec(task_name)
     except KeyError:  # a task object that is not registered: the unit is only decoration
         return ""
@@ -228,150 +237,27 @@ def _unit(task_name: str) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from zoo.training import evaluate
-
     result = evaluate(args.path, task=args.task, fold=args.fold, backend=args.backend, data_dir=args.data_dir,
-                      split=args.split, progress=not args.no_progress)
+                      split=args.split, progress=args.progress is not False)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
-def results_dir(root: str | os.PathLike, task, model: str, backend: str, seed: int, seeds: Sequence[int]) -> Path:
-    version = task.spec.version if task.spec.version == "matbench_v0.1" else "crystal-zoo"
-    name = f"{model}-{backend}" + (f"-seed{seed}" if (len(seeds) > 1 or seed != 0) else "")
-    return Path(root) / version / task.spec.name / name
-
-
 def cmd_reproduce(args) -> int:
-    from zoo import tasks
-    from zoo.core.io import write_json
-    from zoo.training import TrainConfig, train
-    from zoo.training import runs as run_files
-
-    base = _config_from_args(args, model=args.model, backend=args.backend, task=args.task)
-    if len(set(args.seeds)) != len(args.seeds):
-        raise CLIError(f"--seeds has duplicates: {args.seeds}")
-    for seed in args.seeds:
-        task = tasks.get(args.task, **({"data_dir": base.data_dir} if base.data_dir else {}), **base.task_kwargs)
-        folds = list(task.folds) if args.folds is None else args.folds
-        out = results_dir(args.results, task, args.model, args.backend, seed, args.seeds)
-        if (out / "results.json.gz").exists():
-            raise CLIError(f"{out}/results.json.gz already exists; results are never overwritten. Move it away, or pick other --seeds.")
-        cfg = TrainConfig.from_dict({**base.to_dict(), "seed": seed})
-        progress_path = out / "progress.json"
-        progress = json.loads(progress_path.read_text()) if progress_path.exists() else {"config": cfg.to_dict(), "runs": {}}
-        keep = {k: v for k, v in cfg.to_dict().items() if k not in ("fold", "progress", "data_dir")}
-        old = {k: v for k, v in progress["config"].items() if k not in ("fold", "progress", "data_dir")}
-        if old != keep:
-            raise CLIError(f"{out} holds an unfinished reproduction with other settings "
-                           f"({sorted(k for k in keep if keep[k] != old.get(k))} differ); move it away or use the same options")
-        print(f"== {args.task}: {args.model} ({args.backend}), seed {seed}, folds {folds} -> {out}")
-        for fold in folds:
-            run_dir = progress["runs"].get(str(fold))
-            if run_dir and (Path(run_dir) / "metrics.json").exists():
-                print(f"   fold {fold}: done earlier in {run_dir}")
-            elif run_dir and run_files.latest_checkpoint(run_dir) is not None:
-                print(f"   fold {fold}: resuming {run_dir}")
-                train(resume=run_dir, task=task)
-            else:
-                res = train(TrainConfig.from_dict({**cfg.to_dict(), "fold": fold}), task=task,
-                            on_start=lambda run_dir, f=fold: _note_run(progress_path, progress, f, run_dir))
-                run_dir = str(res.run_dir)
-            progress["runs"][str(fold)] = str(run_dir)
-            write_json(progress_path, progress)
-            summary = json.loads((Path(run_dir) / "metrics.json").read_text())
-            print(f"   fold {fold}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in summary.get("test", {}).items() if k in ("mae", "rmse", "rocauc", "fnorm")))
-        if args.folds is not None and set(folds) != set(task.folds):
-            print(f"   only folds {folds}: no submission written (all of {list(task.folds)} are needed)")
-            continue
-        _write_results(task, out, progress, args, cfg)
+    reproduce(config_from_args(args), seeds=args.seeds, folds=args.folds, results=args.results)
     return 0
 
 
-def _note_run(path: Path, progress: dict, fold: int, run_dir: Path) -> None:
-    """Remember a fold's run folder as soon as it exists, so a killed reproduction resumes it."""
-    from zoo.core.io import write_json
-
-    progress["runs"][str(fold)] = str(run_dir)
-    write_json(path, progress)
-
-
-def archive_runs(out: Path, progress: dict) -> None:
-    """Keep each fold's provenance next to the submission (run folders live in runs/, outside git):
-    resolved config, environment (seeds, package versions, git commit, device) and metrics."""
-    from zoo.core.io import write_text
-
-    for fold, run_dir in sorted(progress["runs"].items()):
-        for name in ("config.json", "env.json", "metrics.json"):
-            src = Path(run_dir) / name
-            if src.exists():
-                write_text(out / "runs" / f"fold_{fold}" / name, src.read_text())
-
-
-def _write_results(task, out: Path, progress: dict, args, cfg) -> None:
-    import numpy as np
-
-    from zoo.core.io import write_json
-    from zoo.models import get_family
-    from zoo.training import runs as run_files
-
-    for fold in task.folds:
-        run_dir = Path(progress["runs"][str(fold)])
-        preds = run_files.read_predictions(run_dir / "predictions_test.csv", shape=task.spec.target.shape)
-        inputs = task.get_test_data(fold, include_target=False)
-        want = [str(i) for i in (inputs.index if hasattr(inputs, "index") else range(len(inputs)))]
-        if preds["id"] != want:
-            raise CLIError(f"{run_dir}/predictions_test.csv does not list fold {fold}'s test ids in the task's order")
-        y = preds["y_pred"]
-        values = [float(v) for v in y] if task.spec.target.kind != "tensor" else [np.asarray(v) for v in y]
-        n_failed = int(sum(bool(v) for v in preds.get("graph_failed", [])))
-        params = {"run": run_dir.name, "seed": cfg.seed, "backend": cfg.backend, "epochs": cfg.epochs,
-                  "graph_failures_predicted_with_training_mean": n_failed}
-        task.record(fold, values if task.spec.target.kind != "tensor" else np.stack(values), params=params)
-    info = {
-        "authors": "crystal-zoo",
-        "algorithm": f"{cfg.model}-{cfg.backend}",
-        "algorithm_long": (f"crystal-zoo {cfg.model} trained with the {cfg.backend} backend: {cfg.optimizer}, lr {cfg.lr}, "
-                           f"{cfg.schedule} schedule, batch {cfg.batch_size}, up to {cfg.epochs} epochs, early stopping "
-                           f"(patience {cfg.patience}) on a seeded {int(cfg.val_fraction * 100)} % validation split of each "
-                           f"fold's training data, seed {cfg.seed}, {cfg.dtype}. Model options: {cfg.model_overrides or 'defaults'}."),
-        "bibtex_refs": get_family(cfg.model).citation,
-        "notes": f"Run folders: {', '.join(Path(progress['runs'][str(f)]).name for f in task.folds)}",
-    }
-    if task.spec.version == "matbench_v0.1":
-        from zoo.tasks.matbench import write_submission
-
-        paths = write_submission(task, out, info)
-    else:
-        task.to_file(out / "results.json.gz")
-        write_json(out / "info.json", info)
-        paths = {"results": out / "results.json.gz", "info": out / "info.json"}
-    archive_runs(out, progress)
-    scores = task.scores
-    print(f"   scores over folds: " + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" for k, v in scores.items()
-                                            if k in ("mae", "rmse", "rocauc", "fnorm", "accuracy")))
-    print(f"   wrote {paths['results']} and {paths['info']}")
-
-
-
-
-
 def cmd_demo(args) -> int:
-    from zoo.training import TrainConfig, train
-
     t0 = time.perf_counter()
-    from zoo import tasks
-
     print(f"crystal-zoo demo: {DEMO_MODEL} on {DEMO_TASK} (fold 0), backends {', '.join(args.backends)}, {args.epochs} epochs each.")
     print("The data set is generated on this machine (no network); the first run builds and caches it.")
-    task_kwargs = _pairs(args.task_arg, "--task-arg")
-    task = tasks.get(DEMO_TASK, **task_kwargs)
+    base = config_from_args(args, model=DEMO_MODEL, task=DEMO_TASK, fold=0, lr=DEMO_LR, patience=0,
+                            model_overrides=dict(DEMO_MODEL_OVERRIDES))
+    task = tasks.get(DEMO_TASK, **base.task_kwargs)
     results = []
     for backend in args.backends:
-        cfg = TrainConfig(model=DEMO_MODEL, task=DEMO_TASK, backend=backend, fold=0, epochs=args.epochs, lr=DEMO_LR,
-                          patience=0, out=args.out, progress=not args.no_progress, model_overrides=dict(DEMO_MODEL_OVERRIDES),
-                          task_kwargs=task_kwargs)
-        res = train(cfg, task=task)
+        res = train(dataclasses.replace(base, backend=backend), task=task)
         results.append(res)
         _print_result(res, task.spec.target.unit or task.spec.extra.get("unit_note", ""))
     if len(results) == 2:
@@ -381,7 +267,35 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "demo": cmd_demo}
+def report_modules() -> dict[str, Any]:
+    """``{name: module}`` of every module of ``zoo.reports`` that defines ``main(argv)`` (found by
+    pkgutil, so a new report is its module and nothing else)."""
+    found = {}
+    for info in pkgutil.iter_modules(reports.__path__):
+        module = importlib.import_module(f"{reports.__name__}.{info.name}")
+        if callable(getattr(module, "main", None)):
+            found[info.name] = module
+    return found
+
+
+def cmd_report(args) -> int:
+    if args.name is None:
+        print("reports (zoo report NAME --help):")
+        for name, module in report_modules().items():
+            doc = (module.__doc__ or "").strip()
+            print(f"  {name:<22} {doc.splitlines()[0] if doc else ''}")
+        return 0
+    names = [m.name for m in pkgutil.iter_modules(reports.__path__)]
+    if args.name not in names:
+        raise CLIError(f"no report {args.name!r}; choose one of {sorted(report_modules())}")
+    module = importlib.import_module(f"{reports.__name__}.{args.name}")
+    if not callable(getattr(module, "main", None)):
+        raise CLIError(f"{module.__name__} is not a report (it has no main); choose one of {sorted(report_modules())}")
+    return int(module.main(list(args.args)) or 0)
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "demo": cmd_demo,
+            "report": cmd_report}
 
 
 def _calm_openmp() -> None:
@@ -404,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except CLIError as exc:
+    except (CLIError, UsageError) as exc:
         print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:

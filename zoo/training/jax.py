@@ -1,13 +1,20 @@
 """JAX / Flax-linen + optax adapter of the training loop (mirrors ``zoo.training.torch``).
 
-Batches are ``zoo.graphs.pad_batch`` dicts with node / edge counts rounded up to bucket sizes and a
-fixed ``n_graphs = batch_size + 1``, so ``jax.jit`` compiles once per padded shape and train|eval (``_padded_sizes`` reuses covering shapes); the
-adapter counts the traces (``compilations``) and the loop logs how many happen in each epoch.
-The learning rate is an ``optax.inject_hyperparams`` argument, so the schedule never recompiles.
+- **Batches** are padded by ``zoo.graphs.BucketPolicy`` (every index set rounded up to a few bucket
+  sizes, already compiled shapes reused, ``n_graphs = batch_size + 1``), so ``jax.jit`` compiles a
+  handful of times per run; the adapter counts the traces (``compilations``) and the loop logs how
+  many happen in each epoch. The learning rate is an ``optax.inject_hyperparams`` argument, so the
+  schedule never recompiles.
+- **float64** is switched on only around the adapter's own work (``jax.enable_x64`` as a context,
+  which is thread-local): the process-wide ``jax_enable_x64`` flag that other code sees is left alone.
+- **Weights** cross as torch ``state_dict``s through ``zoo.backend.params``: the family's flax module
+  declares its parameters under the torch names and shapes, so conversion is renaming only.
+- **Loss**: ``zoo.nn.losses``'s, the same function the torch adapter differentiates.
 """
 from __future__ import annotations
 
-import importlib
+import contextlib
+import functools
 from typing import Any, Sequence
 
 import jax
@@ -15,48 +22,40 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zoo.backend.jax import to_jax
-from zoo.graphs import bucket_size, collate, pad_batch
+from zoo.backend import jax as xp  # array ops of zoo.nn's backend-neutral math
+from zoo.backend.params import flax_from_torch, torch_from_flax
+from zoo.graphs import BucketPolicy, collate
+from zoo.models import build
+from zoo.nn.losses import class_logit, per_graph_loss
 
-from .loop import Adapter, TrainConfig
-
-
-def class_logit(out: jax.Array) -> jax.Array:
-    """Logit of the positive class from (G,) logits or (G, 2) log-probabilities (see the torch twin)."""
-    if out.ndim == 2 and out.shape[-1] == 2:
-        return out[:, 1] - out[:, 0]
-    return out.reshape(out.shape[0])
-
-
-def per_graph_loss(kind: str, out: jax.Array, y: jax.Array) -> jax.Array:
-    if kind == "bce":
-        z = class_logit(out)
-        return jnp.logaddexp(0.0, z) - y * z  # = BCE with logits, stable for large |z|
-    err = (out - y).reshape(out.shape[0], -1)
-    return jnp.abs(err).mean(1) if kind == "l1" else (err * err).mean(1)
-
-
-def _family_module(model_name: str):
-    from zoo.models import get_family
-
-    return importlib.import_module(get_family(model_name).backends["jax"].split(":")[0])
+from .adapter import Adapter
+from .config import TrainConfig
 
 
 def _cast_floats(tree, dtype):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else jnp.asarray(x), tree)
 
 
+def _in_precision(method):
+    """Run an adapter method with float64 enabled when the run is float64 (see the module docstring)."""
+
+    @functools.wraps(method)
+    def scoped(self, *args, **kwargs):
+        with jax.enable_x64(True) if self.config.dtype == "float64" else contextlib.nullcontext():
+            return method(self, *args, **kwargs)
+
+    return scoped
+
+
 class JaxAdapter(Adapter):
     backend = "jax"
 
     def __init__(self, model_name: str, model_config, config: TrainConfig, loss: str):
-        if config.dtype == "float64" and not jax.config.jax_enable_x64:
-            jax.config.update("jax_enable_x64", True)
         self.model_name, self.model_config, self.config, self.loss = model_name, model_config, config, loss
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
-        self.n_graphs = config.batch_size + 1
+        # One spare graph slot: the last graph of every padded batch is padding, whatever the batch.
+        self.padding = BucketPolicy(n_graphs=config.batch_size + 1)
         self.compilations = 0
-        self._shapes: list[tuple[int, int]] = []  # padded (nodes, edges) compiled so far
         self.key = jax.random.PRNGKey(config.seed)
         self._step = 0
         self.module = None
@@ -82,9 +81,8 @@ class JaxAdapter(Adapter):
 
         return optax.inject_hyperparams(make)(learning_rate=c.lr)
 
+    @_in_precision
     def init(self, example: Sequence) -> None:
-        from zoo.models import build
-
         self.module = build(self.model_name, "jax", self.model_config)
         init_key, _ = jax.random.split(self.key)
         batch, _ = self.make_batch(example, None)
@@ -110,7 +108,7 @@ class JaxAdapter(Adapter):
 
             def loss_fn(p):
                 out, updates = module.apply(variables(p, batch_stats), batch, train=True, mutable=["batch_stats"], rngs={"dropout": key})
-                per = per_graph_loss(kind, out, batch["y"])
+                per = per_graph_loss(kind, out, batch["y"], xp=xp)
                 mask = batch["graph_mask"].astype(per.dtype)
                 total = jnp.sum(per * mask)
                 return total / jnp.maximum(mask.sum(), 1), (total, updates)
@@ -135,30 +133,12 @@ class JaxAdapter(Adapter):
         self._predict = jax.jit(predict_step)
 
     # -- batches and steps
+    @_in_precision
     def make_batch(self, graphs: Sequence, y: np.ndarray | None):
-        if len(graphs) >= self.n_graphs:
-            raise ValueError(f"{len(graphs)} graphs in a batch, but batches hold at most batch_size={self.n_graphs - 1}")
-        batch = collate(graphs, y)
-        n_nodes, n_edges = self._padded_sizes(batch["numbers"].shape[0], batch["senders"].shape[0])
-        padded = pad_batch(batch, n_nodes=n_nodes, n_edges=n_edges, n_graphs=self.n_graphs)
-        return to_jax(padded, dtype=self.dtype), len(graphs)
+        padded = self.padding.pad(collate(graphs, y))
+        return xp.to_jax(padded, dtype=self.dtype), len(graphs)
 
-    def _padded_sizes(self, n_nodes: int, n_edges: int) -> tuple[int, int]:
-        """Padded (nodes, edges) for a batch: reuse an already compiled shape when it holds the batch
-        with at most 2x padding, else open a new bucket (geometric, 25 % steps, +10 % headroom).
-
-        Rounding nodes and edges to buckets independently gave a new (nodes, edges) pair almost every
-        epoch on radius graphs, whose edge counts vary a lot (70 compilations in a 40-epoch TFN run,
-        until XLA's CPU compiler ran out of memory mappings); reusing covering shapes keeps it to a few.
-        """
-        need_n, need_e = n_nodes + 1, n_edges + 1  # one spare padding node (pad_batch's rule)
-        fits = [(n, e) for n, e in self._shapes if need_n <= n <= 2 * need_n and need_e <= e <= 2 * need_e]
-        if fits:
-            return min(fits, key=lambda s: (s[0] * 4 + s[1]))  # smallest cost: edges dominate the step
-        shape = (bucket_size(int(need_n * 1.1) + 1), bucket_size(int(need_e * 1.1) + 1))
-        self._shapes.append(shape)
-        return shape
-
+    @_in_precision
     def train_step(self, batch, lr: float) -> float:
         arrays, _ = batch
         key = jax.random.fold_in(self.key, self._step)
@@ -166,6 +146,7 @@ class JaxAdapter(Adapter):
         self.params, self.batch_stats, self.opt_state, total = self._train(self.params, self.batch_stats, self.opt_state, arrays, lr, key)
         return float(total)
 
+    @_in_precision
     def predict(self, batch) -> np.ndarray:
         arrays, n = batch
         out = self._predict(self.params, self.batch_stats, arrays)
@@ -178,26 +159,25 @@ class JaxAdapter(Adapter):
             v["batch_stats"] = self.batch_stats
         return jax.device_get(v)
 
+    @_in_precision
     def state_dict(self) -> dict[str, np.ndarray]:
-        return _family_module(self.model_name).to_torch_state_dict(self._variables(), self.model_config)
+        return torch_from_flax(self._variables())
 
+    @_in_precision
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        variables = _family_module(self.model_name).from_torch_state_dict(state, self.model_config)
-        variables = _cast_floats(variables, self.dtype)
-        # Keep the dtypes of the initialised tree (e.g. int32 counters), so jit does not recompile.
-        ref = {"params": self.params, "batch_stats": self.batch_stats}
-        new = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-        ref_paths = jax.tree_util.tree_structure(ref)
-        if jax.tree_util.tree_structure(new) != ref_paths:
-            raise ValueError(f"{self.model_name} weights do not fit the flax model's variable tree")
-        new = jax.tree_util.tree_map(lambda a, b: jnp.asarray(b, dtype=jnp.asarray(a).dtype), ref, new)
-        self.params, self.batch_stats = new["params"], new["batch_stats"]
+        # Shaped and typed like the initialised tree (e.g. int32 counters), so jit does not recompile.
+        like = {"params": self.params, "batch_stats": self.batch_stats}
+        new = flax_from_torch(state, like=like, what=f"{self.model_name} weights")
+        self.params = jax.tree_util.tree_map(jnp.asarray, new["params"])
+        self.batch_stats = jax.tree_util.tree_map(jnp.asarray, new["batch_stats"])
 
+    @_in_precision
     def optimizer_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(self.opt_state))
         arrays = {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
         return arrays, {"kind": f"optax.{self.config.optimizer}", "step": self._step}
 
+    @_in_precision
     def load_optimizer_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if meta.get("kind") != f"optax.{self.config.optimizer}":
             raise ValueError(f"checkpoint optimiser is {meta.get('kind')}, this run uses optax.{self.config.optimizer}")

@@ -7,6 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.core.io import atomic_path
+from zoo.tasks.metrics import scalar_metrics
+
 
 def _pyplot():
     import matplotlib
@@ -18,8 +21,6 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from zoo.core.io import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
@@ -27,8 +28,10 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def learning_curve(rows: Sequence[dict[str, Any]], path: str | os.PathLike, best_epoch: int | None = None, title: str = "") -> Path:
-    """Training and validation loss (normalised units, log scale) and the validation MAE per epoch."""
+def learning_curve(rows: Sequence[dict[str, Any]], path: str | os.PathLike, metric: str, best_epoch: int | None = None,
+                   title: str = "") -> Path:
+    """Training and validation loss (normalised units, log scale) and the validation score ``metric``
+    (a key of the rows, e.g. the run's selection score ``val_mae``) per epoch."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     epochs = [r["epoch"] for r in rows]
@@ -39,9 +42,8 @@ def learning_curve(rows: Sequence[dict[str, Any]], path: str | os.PathLike, best
     ax.set_ylabel("loss (standardised target)")
     if rows and all(np.isfinite(r.get(k, np.nan)) and r.get(k, 0) > 0 for r in rows for k in ("train_loss", "val_loss")):
         ax.set_yscale("log")
-    metric = "val_mae" if rows and "val_mae" in rows[0] else ("val_log_loss" if rows and "val_log_loss" in rows[0] else None)
     handles, labels = ax.get_legend_handles_labels()
-    if metric is not None:
+    if rows and metric in rows[0]:
         ax2 = ax.twinx()
         (h,) = ax2.plot(epochs, [r.get(metric, np.nan) for r in rows], color="tab:green", ls="--", label=metric.replace("_", " "))
         ax2.set_ylabel(metric.replace("_", " ") + " (task units)")
@@ -93,7 +95,7 @@ def parity(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.PathLike, targ
             ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8)
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_ylim(lo - pad, hi + pad)
-            mae = float(np.mean(np.abs(y_pred - y_true)))
+            mae = scalar_metrics(y_true, y_pred)["mae"]  # over every component of every tensor
             ax.text(0.04, 0.95, f"MAE {mae:.4g} {unit}\nn = {len(y_true)}", transform=ax.transAxes, va="top", fontsize=8)
         u = f" ({unit})" if unit else ""
         ax.set_xlabel(f"true {name}{u}")

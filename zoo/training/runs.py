@@ -3,7 +3,8 @@
 Layout of ``runs/<UTC time>_<model>_<backend>_<task>_f<fold>_<random>/``::
 
     config.json              resolved configuration (training + model + graph spec + target spec)
-    env.json                 seeds, package versions, git hash (+ dirty flag), device, command line
+    env.json                 seeds, package versions, git hash (+ dirty flag), device, command line, machine
+                             (``zoo.core.provenance.environment``)
     metrics.jsonl            one JSON line per finished epoch (appended as training goes)
     metrics.json             final summary: best epoch, validation / test / floor metrics, timings
     failures.json            structures whose graph could not be built (id -> message)
@@ -11,7 +12,7 @@ Layout of ``runs/<UTC time>_<model>_<backend>_<task>_f<fold>_<random>/``::
     predictions_test.csv
     best.safetensors/.json   best weights (torch state_dict names) + metadata to rebuild the model alone
     checkpoint/LATEST        name of the newest complete checkpoint folder
-    checkpoint/epoch_NNNN/   model.*, best.*, trainer.* of the last finished epoch
+    checkpoint/epoch_NNNN/   model.*, best.*, trainer.* of the last finished epoch (``zoo.training.checkpoint``)
     plots/learning_curve.png, plots/parity_val.png, plots/parity_test.png
 
 Every file is written atomically (``zoo.core.io``); a checkpoint is a whole folder made complete before the
@@ -22,12 +23,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +35,10 @@ from zoo.core.io import write_json, write_text
 
 CHECKPOINT_DIR = "checkpoint"
 LATEST = "LATEST"
-RUN_FILES = ("config.json", "env.json", "metrics.jsonl")
-
-_PACKAGES = (
-    "crystal-zoo", "numpy", "scipy", "torch", "e3nn", "torch_geometric", "jax", "jaxlib", "flax", "optax",
-    "e3nn-jax", "pymatgen", "spglib", "vesin", "matminer", "matbench", "safetensors", "scikit-learn",
-)
 
 
 class RunError(RuntimeError):
-    pass
+    """A run folder that cannot be made, is not one, or was edited by hand."""
 
 
 def _slug(text: str) -> str:
@@ -71,51 +63,6 @@ def create_run_dir(root: str | os.PathLike, model: str, backend: str, task: str,
             continue
         return path
     raise RunError(f"could not create a new run folder under {root}")
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Commit hash and dirty flag of the checkout holding this package (None outside a git checkout)."""
-    path = Path(path) if path is not None else Path(__file__).resolve().parents[2]
-    info: dict[str, Any] = {"commit": None, "dirty": None}
-    try:
-        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if commit.returncode != 0:
-            return info
-        info["commit"] = commit.stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
-        )
-        info["dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-
-def environment(device: str, seeds: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "XLA_FLAGS", "MKL_NUM_THREADS")},
-        "device": device,
-        "seeds": seeds,
-        "packages": package_versions(),
-        "git": git_info(),
-    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,10 +108,6 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise RunError(f"{run_dir} is not a run folder (no config.json); pass the folder `zoo train` created")
     return json.loads(path.read_text())
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    return (Path(path) / "config.json").is_file()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """PyTorch adapter of the training loop (mirrors ``zoo.training.jax``).
 
-Batches are ``zoo.graphs.collate`` dicts (no padding: eager torch does not recompile on new shapes).
+Batches are ``zoo.graphs.collate`` batches as torch tensors, unpadded: eager torch does not recompile
+for new shapes. The loss is ``zoo.nn.losses``'s, the same function the jax adapter differentiates.
 """
 from __future__ import annotations
 
@@ -8,29 +9,17 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from zoo.backend.torch import to_torch
+from zoo.backend import torch as xp  # array ops of zoo.nn's backend-neutral math
+from zoo.core.weights import check_state_matches
 from zoo.graphs import collate
+from zoo.models import build
+from zoo.nn.losses import class_logit, per_graph_loss
 
-from .loop import Adapter, TrainConfig
+from .adapter import Adapter
+from .config import TrainConfig
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def class_logit(out: torch.Tensor) -> torch.Tensor:
-    """Logit of the positive class: models may output it directly (G,) or as 2 log-probabilities (G, 2),
-    where log p1 - log p0 is the logit (so BCE on it equals the NLL of the log-softmax)."""
-    if out.dim() == 2 and out.shape[-1] == 2:
-        return out[:, 1] - out[:, 0]
-    return out.reshape(out.shape[0])
-
-
-def per_graph_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(class_logit(out), y, reduction="none")
-    err = (out - y).reshape(out.shape[0], -1)
-    return err.abs().mean(1) if kind == "l1" else (err * err).mean(1)
 
 
 class TorchAdapter(Adapter):
@@ -46,8 +35,6 @@ class TorchAdapter(Adapter):
         self.opt = None
 
     def init(self, example: Sequence) -> None:
-        from zoo.models import build
-
         torch.manual_seed(self.config.seed)
         self.model = build(self.model_name, "torch", self.model_config).to(device=self.dev, dtype=self.dtype)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -58,7 +45,7 @@ class TorchAdapter(Adapter):
             self.opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, eps=1e-8)
 
     def make_batch(self, graphs: Sequence, y: np.ndarray | None) -> dict[str, torch.Tensor]:
-        return to_torch(collate(graphs, y), dtype=self.dtype, device=self.dev)
+        return xp.to_torch(collate(graphs, y), dtype=self.dtype, device=self.dev)
 
     def train_step(self, batch: dict[str, torch.Tensor], lr: float) -> float:
         model, opt = self.model, self.opt
@@ -66,7 +53,7 @@ class TorchAdapter(Adapter):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        per = per_graph_loss(self.loss, model(batch), batch["y"])
+        per = per_graph_loss(self.loss, model(batch), batch["y"], xp=xp)
         per.mean().backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
@@ -86,8 +73,6 @@ class TorchAdapter(Adapter):
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        from zoo.core.weights import check_state_matches
-
         own = self.model.state_dict()
         check_state_matches(own, state, what=f"{self.model_name} weights")
         self.model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype) for k, v in state.items()}, strict=True)

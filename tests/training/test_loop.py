@@ -1,161 +1,28 @@
-"""Training loop, run folders, checkpoints and resume, on a tiny in-memory task (both backends).
-
-The toy task: 40 rock-salt-like two-atom cubic cells (a = 3..5 Å, four cations) whose target is the
-volume per atom a^3/2 (Å^3/atom). CGCNN sees a only through the bond lengths, so the target is
-learnable but not trivial; the model is shrunk (8 features, 1 convolution) so every run takes seconds.
-"""
+"""The training loop end to end: run folders, checkpoints and resume, on the tiny toy task (both backends)."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from tests.helpers import ROOT, TINY, toy_frame, toy_task
+from tests.helpers import ROOT, toy_frame, toy_task
+from tests.training.common import Kill, cfg, kill_after, rows_without_time, toy_class_task
 from zoo.tasks.base import ArrayTask
 from zoo.tasks.spec import TargetSpec, TaskSpec
 
-def cfg(tmp_path, **kw):
-    from zoo.training import TrainConfig
 
-    base = dict(model="cgcnn", backend="torch", epochs=3, batch_size=8, lr=3e-3, out=str(tmp_path / "runs"), progress=False,
-                graph_cache=False, model_overrides=dict(TINY), patience=0)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def task():
-    return toy_task()
-
-
-class Kill(Exception):
-    """Stands in for a kill: raised right after an epoch's checkpoint is committed."""
-
-
-def kill_after(k: int):
-    def hook(record):
-        if record["epoch"] == k:
-            raise Kill(k)
-
-    return hook
-
-
-def rows_without_time(run_dir) -> list[dict]:
-    from zoo.core.io import read_jsonl
-
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in read_jsonl(Path(run_dir) / "metrics.jsonl")]
-
-
-# ------------------------------------------------------------------------------------------- units
-def test_normalizer_scalar_round_trip():
-    from zoo.training import TargetNormalizer
-
-    y = np.array([1.0, 2.0, 4.0, 9.0])
-    n = TargetNormalizer.fit(y, TargetSpec("y"))
-    z = n.forward(y)
-    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
-    np.testing.assert_allclose(n.inverse(z), y, rtol=0, atol=1e-12)
-    assert TargetNormalizer.from_dict(json.loads(json.dumps(n.to_dict()))).to_dict() == n.to_dict()
-
-
-def test_normalizer_tensor_commutes_with_rotations():
-    """Scale-only and O(3)-invariant: normalising a rotated tensor = rotating the normalised one."""
-    from scipy.spatial.transform import Rotation
-
-    from zoo.symmetry import rotate_tensor
-    from zoo.training import TargetNormalizer
-
-    rng = np.random.default_rng(1)
-    T = rng.normal(size=(20, 3, 3))
-    T = T + T.transpose(0, 2, 1) + 5 * np.eye(3)
-    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
-    n = TargetNormalizer.fit(T, spec)
-    R = Rotation.random(random_state=3).as_matrix() * -1.0  # an improper rotation (O(3), det -1)
-    TR = np.stack([rotate_tensor(t, R) for t in T])
-    n_rot = TargetNormalizer.fit(TR, spec)
-    assert n_rot.scale == pytest.approx(n.scale, rel=1e-12)
-    np.testing.assert_allclose(n_rot.forward(TR), np.stack([rotate_tensor(z, R) for z in n.forward(T)]), atol=1e-12)
-    assert np.all(n.mean == 0)
-    # The scale is the RMS component: standardised tensors have unit mean square component.
-    assert np.mean(n.forward(T) ** 2) == pytest.approx(1.0, rel=1e-12)
-
-
-def test_cosine_and_plateau_schedules():
-    from zoo.training import LRSchedule, TrainConfig
-
-    c = TrainConfig(epochs=10, lr=1e-2, warmup_epochs=1, min_lr_factor=0.01)
-    s = LRSchedule(c, steps_per_epoch=10)
-    assert s.warmup == 10
-    assert s.lr(0) == pytest.approx(1e-3) and s.lr(9) == pytest.approx(1e-2)
-    assert s.lr(10) == pytest.approx(1e-2)
-    assert s.lr(100) == pytest.approx(1e-4, rel=1e-12)  # cosine ends at lr * min_lr_factor
-    assert 1e-4 < s.lr(99) < 1.1e-4
-    lrs = [s.lr(k) for k in range(10, 100)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
-
-    p = LRSchedule(TrainConfig(epochs=10, lr=1e-2, schedule="plateau", warmup_epochs=0, plateau_patience=2, plateau_factor=0.5), 5)
-    for m in (1.0, 0.5, 0.6, 0.7):  # two epochs without improvement -> halve
-        p.end_epoch(m)
-    assert p.lr(30) == pytest.approx(5e-3)
-    q = LRSchedule(TrainConfig(epochs=10, lr=1e-2, schedule="plateau", warmup_epochs=0), 5)
-    q.load_state_dict(json.loads(json.dumps(p.state_dict())))
-    assert q.lr(30) == p.lr(30) and q.state_dict() == p.state_dict()
-
-
-def test_run_folders_are_never_reused(tmp_path):
-    from zoo.training import runs
-
-    a = runs.create_run_dir(tmp_path, "cgcnn", "torch", "toy_volume", 0)
-    (a / "marker").write_text("keep me")
-    b = runs.create_run_dir(tmp_path, "cgcnn", "torch", "toy_volume", 0)
-    assert a != b and (a / "marker").read_text() == "keep me"
-    assert re.fullmatch(r"\d{8}T\d{6}Z_cgcnn_torch_toy_volume_f0_[0-9a-f]{6}", a.name), a.name
-
-
-def test_predictions_csv_round_trip_is_exact(tmp_path):
-    from zoo.training import runs
-
-    rng = np.random.default_rng(0)
-    y, p = rng.normal(size=(5, 3, 3)) * 1e3, rng.normal(size=(5, 3, 3)) / 7
-    runs.write_predictions(tmp_path / "p.csv", [f"id{i}" for i in range(5)], y, p, {"graph_failed": [False] * 4 + [True]})
-    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
-    assert header[:3] == ["id", "y_true_xx", "y_true_xy"] and "y_pred_zz" in header
-    back = runs.read_predictions(tmp_path / "p.csv", shape=(3, 3))
-    assert np.array_equal(back["y_true"], y) and np.array_equal(back["y_pred"], p)
-    assert back["id"] == [f"id{i}" for i in range(5)] and back["graph_failed"] == [False] * 4 + [True]
-
-
-def test_validation_split_is_seeded_and_inside_train(task):
-    from zoo.training import TrainConfig
-    from zoo.training.loop import validation_ids
-
-    ids = [f"s{i}" for i in range(50)]
-
-    class NoVal:
-        def get_validation_ids(self, fold):
-            return None
-
-    c = TrainConfig()
-    v1, v2 = validation_ids(NoVal(), 0, ids, c), validation_ids(NoVal(), 0, ids, c)
-    assert v1 == v2 and len(v1) == 5 and set(v1) <= set(ids)
-    assert validation_ids(NoVal(), 1, ids, c) != v1  # another fold, another draw
-    # A task with a fixed validation split is obeyed.
-    tv_ids = [str(i) for i in task.get_train_and_val_data(0)[0].index]
-    assert validation_ids(task, 0, tv_ids, c) == task.get_validation_ids(0)
-
-
-# ------------------------------------------------------------------------------------------- end to end
 def test_train_torch_writes_a_complete_run_folder(tmp_path, task):
     from zoo.core import weights
-    from zoo.training import runs, train
+    from zoo.training import DEFAULT_TASK, runs, train
 
-    res = train(cfg(tmp_path), task=task)
+    c = cfg(tmp_path)
+    res = train(c, task=task)
     d = res.run_dir
+    # No hidden side effect: the caller's config still names its own task; the run records the task's.
+    assert c.task == DEFAULT_TASK and res.config.task == "toy_volume" and res.config.model_overrides == c.model_overrides
     for name in ("config.json", "env.json", "metrics.jsonl", "metrics.json", "failures.json", "predictions_val.csv",
                  "predictions_test.csv", "best.safetensors", "best.json", "checkpoint/LATEST"):
         assert (d / name).is_file(), name
@@ -255,15 +122,6 @@ def test_resume_after_kill_is_identical_torch_float64(tmp_path, task):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
-def toy_class_task() -> ArrayTask:
-    """Binary target: is the cell edge above 4 Å (about half of the crystals)."""
-    frame = toy_frame(40)
-    frame["large_cell"] = [bool(2 * v > 64.0) for v in frame.pop("volume_per_atom")]
-    spec = TaskSpec(name="toy_large_cell", version="test-1", target=TargetSpec("large_cell", kind="class"),
-                    task_type="classification", metrics=("accuracy", "rocauc"))
-    return ArrayTask.from_dataframe(spec, frame, seed=0)
-
-
 def test_classification_with_dropout_resumes_exactly(tmp_path):
     """CGCNN's classification head has dropout (torch's global RNG): the checkpoint restores that RNG,
     so a killed and resumed run draws the same dropout masks as an uninterrupted one."""
@@ -343,20 +201,6 @@ def test_graph_failures_are_listed_and_do_not_lose_other_results(tmp_path):
     assert "test_all" in res.summary
 
 
-def test_evaluate_matches_the_run_and_writes_a_new_file(tmp_path, task):
-    from zoo.training import evaluate, train
-
-    res = train(cfg(tmp_path, epochs=1), task=task)
-    out = evaluate(res.run_dir, task=task, progress=False)
-    assert out["metrics"]["mae"] == pytest.approx(res.summary["test"]["mae"], rel=1e-6)
-    out2 = evaluate(res.run_dir, task=task, progress=False)
-    assert out["written_to"] != out2["written_to"] and Path(out["written_to"]).exists()
-    # torch-trained weights scored by the jax model: the same numbers up to float32 round-off.
-    out_jax = evaluate(res.run_dir / "best.safetensors", task=task, backend="jax", progress=False)
-    assert "written_to" not in out_jax  # a bare weights file has no run folder to write into
-    assert out_jax["metrics"]["mae"] == pytest.approx(out["metrics"]["mae"], rel=1e-5)
-
-
 def test_wrong_target_kind_is_refused(tmp_path):
     from zoo.training import TrainingError, train
 
@@ -417,3 +261,62 @@ train(TrainConfig(model="cgcnn", epochs=400, batch_size=4, out={str(out)!r}, pro
     res = train(resume=run, task=toy_task(), epochs=int(done.split("_")[1]) + 2)
     epochs = [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")]
     assert epochs == list(range(1, len(epochs) + 1)) and res.summary["epochs_run"] == epochs[-1]
+
+
+def scalar_task_selecting(metric: str) -> ArrayTask:
+    spec = TaskSpec(name=f"toy_by_{metric}", version="test-1", target=TargetSpec("volume_per_atom", unit="Å^3/atom"),
+                    selection_metric=metric)
+    return ArrayTask.from_dataframe(spec, toy_frame(40), seed=0)
+
+
+def test_best_epoch_and_early_stop_follow_a_score_where_higher_is_better(tmp_path):
+    """The task spec decides the selection score and its direction: with r2 the best epoch is the one
+    of the *largest* validation r2, and early stopping counts epochs without a larger one."""
+    from zoo.training import train
+
+    res = train(cfg(tmp_path, epochs=8, patience=2, lr=1e-2), task=scalar_task_selecting("r2"))
+    s, log = res.summary, rows_without_time(res.run_dir)
+    assert s["selection_metric"] == "val_r2"
+    assert json.loads((res.run_dir / "config.json").read_text())["selection_higher_is_better"] is True
+    best = max(log, key=lambda r: r["val_r2"])
+    assert s["best_epoch"] == best["epoch"] and [r["epoch"] for r in log if r["best"]][-1] == best["epoch"]
+    assert all(r["best"] == (r["val_r2"] > max([q["val_r2"] for q in log if q["epoch"] < r["epoch"]], default=-np.inf)) for r in log)
+    if s["stopped_early"]:
+        assert s["epochs_run"] == s["best_epoch"] + 2
+    else:
+        assert s["epochs_run"] == 8 and s["best_epoch"] >= 7
+
+
+def test_selection_score_must_be_a_validation_score(tmp_path):
+    from zoo.training import TrainingError, train
+
+    with pytest.raises(TrainingError, match="sym_violation_mean"):
+        train(cfg(tmp_path), task=scalar_task_selecting("sym_violation_mean"))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_jax_float64_is_scoped_and_trains_as_with_the_global_flag(tmp_path, task):
+    """float64 in JAX is switched on around the adapter's work only: the process-wide flag is unchanged
+    after a float64 run, and the run gives the same numbers, bit for bit, as one made with the flag on
+    for the whole process (the previous behaviour)."""
+    jax = pytest.importorskip("jax")
+    from zoo.core import weights
+    from zoo.training import load_trained, runs, train
+
+    assert not jax.config.jax_enable_x64
+    scoped = train(cfg(tmp_path / "scoped", backend="jax", epochs=2, dtype="float64"), task=task)
+    assert not jax.config.jax_enable_x64
+    assert all(v.dtype == np.float64 for v in weights.load(scoped.run_dir / "best")[0].values() if v.dtype.kind == "f")
+    # Loading the float64 weights for prediction is scoped too (other batch sizes: equal to round-off).
+    pred = load_trained(scoped.run_dir, backend="jax").predict(list(task.get_test_data(0)), cache=False)
+    assert not jax.config.jax_enable_x64
+    np.testing.assert_allclose(pred, runs.read_predictions(scoped.run_dir / "predictions_test.csv")["y_pred"], rtol=1e-12, atol=0)
+    jax.config.update("jax_enable_x64", True)  # the conftest fixture turns it off again after the test
+    everywhere = train(cfg(tmp_path / "global", backend="jax", epochs=2, dtype="float64"), task=task)
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "jit_compilations"} for r in rows]
+
+    assert strip(rows_without_time(scoped.run_dir)) == strip(rows_without_time(everywhere.run_dir))
+    assert scoped.summary["test"] == everywhere.summary["test"]
+

@@ -1,0 +1,79 @@
+"""What training does with a task's target: standardise it, pick the loss, score predictions.
+
+- **Standardisation.** Scalars are standardised with the training mean and standard deviation. Tensors
+  are only *scaled*, by the root-mean-square component ``sqrt(mean_n |T_n|_F^2 / 3^rank)``: the
+  Frobenius norm is O(3)-invariant and no mean is subtracted, so an equivariant model stays
+  equivariant on the scaled target. Binary classes are not scaled (the model outputs a logit).
+- **Loss.** ``auto`` is the mean squared error, binary cross-entropy on the logit for classes.
+- **Scores** are ``zoo.tasks.metrics``'s, the ones a task records (classes: matbench's threshold p > 0.5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from zoo.tasks.metrics import classification_metrics, scalar_metrics, tensor_metrics
+from zoo.tasks.spec import TargetSpec
+
+from .config import TrainConfig
+
+
+@dataclass
+class TargetNormalizer:
+    """y_model = (y - mean) / scale (see the module docstring for why tensors get a scale only)."""
+
+    kind: str  # "scalar" | "tensor" | "class"
+    mean: np.ndarray  # () for scalars, target shape for tensors (zeros), () zero for classes
+    scale: float
+
+    @classmethod
+    def fit(cls, y: np.ndarray, target: TargetSpec) -> "TargetNormalizer":
+        y = np.asarray(y, dtype=np.float64)
+        if target.kind == "class":
+            return cls("class", np.zeros(()), 1.0)
+        if target.kind == "tensor":
+            rank = y.ndim - 1
+            rms = float(np.sqrt(np.mean(np.sum(y.reshape(len(y), -1) ** 2, axis=1)) / 3**rank)) if len(y) else 0.0
+            return cls("tensor", np.zeros(y.shape[1:]), rms if rms > 0 else 1.0)
+        std = float(np.std(y)) if len(y) else 0.0
+        return cls("scalar", np.asarray(float(np.mean(y)) if len(y) else 0.0), std if std > 0 else 1.0)
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, dtype=np.float64) - self.mean) / self.scale
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        if self.kind == "class":  # logit -> probability of the positive class
+            return 1.0 / (1.0 + np.exp(-z))
+        return z * self.scale + self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": np.asarray(self.mean).tolist(), "scale": float(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TargetNormalizer":
+        return cls(d["kind"], np.asarray(d["mean"], dtype=np.float64), float(d["scale"]))
+
+
+def resolve_loss(config: TrainConfig, target: TargetSpec) -> str:
+    """The loss a run trains with: ``config.loss``, or for ``auto`` mse (bce for a class target)."""
+    if config.loss != "auto":
+        if (config.loss == "bce") != (target.kind == "class"):
+            raise ValueError(f"loss {config.loss!r} does not fit a {target.kind} target")
+        return config.loss
+    return "bce" if target.kind == "class" else "mse"
+
+
+def compute_metrics(target: TargetSpec, y_true: np.ndarray, y_pred: np.ndarray, structures: Sequence | None = None) -> dict[str, Any]:
+    """Scores in task units, from ``zoo.tasks.metrics`` by target kind (classes: probabilities of the
+    positive class). Tensors: the point-group symmetry scores need ``structures``; without them (as
+    every epoch's validation) only the frame-free scores. An empty set gives ``{"n": 0}``."""
+    if len(y_true) == 0:
+        return {"n": 0}
+    if target.kind == "class":
+        return classification_metrics(y_true, y_pred)
+    if target.kind == "tensor":
+        return tensor_metrics(y_true, y_pred, structures=structures, formula=target.formula)
+    return scalar_metrics(y_true, y_pred)

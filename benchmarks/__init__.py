@@ -4,8 +4,10 @@ Two kinds live here:
 
 - the asv suite (``asv_*.py``; ``asv run --python=same -b '^asv_'``, see ``asv.conf.json``): model
   speed / memory / equivariance / backend parity for every registered model, and graph building;
-- stand-alone scripts (``featurize_jdft2d.py``, ``cgcnn_throughput.py``, ``tfn_throughput.py``) that
-  write JSON under ``results/benchmarks``. ``benchmarks/run_all.py`` (``make bench``) runs both.
+- stand-alone scripts (``featurize_jdft2d.py``, ``cgcnn_throughput.py``, ``tfn_throughput.py``,
+  ``tfn_accuracy.py``) that write JSON under ``results/benchmarks``, on the shared plumbing of
+  ``common.py`` (data, epoch plan, ``zoo.graphs`` batching and padding, timing, worker processes, the
+  machine record). ``benchmarks/run_all.py`` (``make bench``) runs the asv suite and the first three.
 
 This module holds the fixed-seed synthetic data the asv suite shares: crystals from the embedded
 generator (``zoo.testing.random_crystals``), cached on disk as JSON under

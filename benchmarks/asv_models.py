@@ -104,7 +104,7 @@ class _Stepper:
 
     def __init__(self, model: str, backend: str, device: str, batch_size: int):
         from zoo.graphs import build_graphs
-        from zoo.training.loop import TrainConfig, get_adapter
+        from zoo.training import TrainConfig, get_adapter
 
         config, _ = model_config(model)
         structures = pool()[:batch_size]

@@ -6,78 +6,59 @@
 For each model: structures/s = training structures / median wall time of the steady-state epochs
 (every epoch after the first), and time to first epoch = featurisation (structures -> graphs, done
 once, no cache, shared by the three models) + the first epoch (model build, jit compilations, warm-up).
-Every epoch includes batching (shuffle, collate, padding for jax, host -> device copy), forward,
-backward and an Adam step, MSE loss on standardised targets (exfoliation energy, meV/atom).
+Every epoch includes batching (collate, padding for jax, host -> device copy), forward, backward and an
+Adam step, MSE loss on standardised targets (exfoliation energy, meV/atom); every model sees the same
+shuffled batches (``common.epoch_plan``).
 
 The three models see the same graphs (CGCNN rule: 12 nearest neighbours within 8 Å) and the same
 widths (92 -> 64 atom features, 41 Gaussians, 3 convolutions, 128 hidden, 1 output):
 
-- ``torch``: zoo.models.cgcnn.torch (the original CGCNN, batch norm over edges and atoms);
-- ``jax``: zoo.models.cgcnn.jax, batches padded to bucketed sizes (``pad_batch``), one jitted train
-  step; the number of compilations is reported;
+- ``torch``: ``zoo.models.build("cgcnn", "torch")`` (the original CGCNN, batch norm over edges and atoms);
+- ``jax``: ``zoo.models.build("cgcnn", "jax")``, batches padded by the trainer's ``zoo.graphs.BucketPolicy``,
+  one jitted train step; the number of compilations is reported;
 - ``pyg``: torch_geometric.nn.CGConv(64, dim=41, batch_norm=True) x 3 + global_mean_pool + the same
-  head, fed through torch_geometric's own DataLoader. It computes the atom table lookup and the
-  Gaussian expansion inside the model like ours, so all three do the same work per step. CGConv is
-  not the original layer (no batch norm over edges, no softplus after the residual), so it is a
-  speed reference, not a reproduction.
+  head, batched by torch_geometric's own ``Batch.from_data_list`` (what its DataLoader calls). It
+  computes the atom table lookup and the Gaussian expansion inside the model like ours, so all three
+  do the same work per step. CGConv is not the original layer (no batch norm over edges, no softplus
+  after the residual), so it is a speed reference, not a reproduction.
 
 Writes ``results/benchmarks/cgcnn_throughput.json`` (atomically) with machine information, and
 prints a table. Skips cleanly (exit 0) when ``../shared/data/matbench_jdft2d`` is absent.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/<script>.py`: the benchmarks package
 
-from benchmarks.common import JDFT2D as DATA, load_jdft2d, machine_info  # noqa: E402
+from benchmarks.common import (RESULTS, data_missing, epoch_plan, epoch_timings, featurise, load_jdft2d,  # noqa: E402
+                               machine_info, model_list, padded_sizes, parser, print_table, report_header,
+                               standardised, torch_device)
+from zoo.core.io import write_json  # noqa: E402
+from zoo.graphs import collate  # noqa: E402
+from zoo.models import build, config_to_dict, make_config  # noqa: E402
 
-OUT = ROOT / "results" / "benchmarks" / "cgcnn_throughput.json"
-
-
-# --------------------------------------------------------------------------- data
-
-def featurise(structures, ids, config):
-    from zoo.graphs import build_graphs
-
-    t0 = time.perf_counter()
-    graphs, failures = build_graphs(structures, config.graph_spec(), ids=ids, cache=False, progress=True, on_error="skip")
-    seconds = time.perf_counter() - t0
-    keep = [k for k, g in enumerate(graphs) if g is not None]
-    return [graphs[k] for k in keep], keep, failures, seconds
+OUT = RESULTS / "cgcnn_throughput.json"
+MODELS = ("torch", "jax", "pyg")
 
 
-def epoch_batches(n: int, batch_size: int, rng: np.random.Generator):
-    order = rng.permutation(n)
-    return [order[k : k + batch_size] for k in range(0, n, batch_size)]
-
-
-# --------------------------------------------------------------------------- models
-def run_torch(graphs, y, args, config, device):
+def run_torch(graphs, y, plan, args, config, device):
     import torch
 
     from zoo.backend.torch import to_torch
-    from zoo.graphs import collate
-    from zoo.models.cgcnn.torch import CGCNN
 
     torch.manual_seed(0)
     t_build = time.perf_counter()
-    model = CGCNN(config).to(device).train()
+    model = build("cgcnn", "torch", config).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     build_s = time.perf_counter() - t_build
-    rng = np.random.default_rng(0)
 
-    def epoch():
-        for idx in epoch_batches(len(graphs), args.batch_size, rng):
+    def epoch(k, batches):
+        for idx in batches:
             batch = to_torch(collate([graphs[i] for i in idx], y=y[idx]), device=device)
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.mse_loss(model(batch), batch["y"])
@@ -87,21 +68,20 @@ def run_torch(graphs, y, args, config, device):
             torch.cuda.synchronize()
         return loss.item()
 
-    return epoch_timings("torch", epoch, args.epochs, build_s)
+    return {"build_s": build_s, **epoch_timings("torch", epoch, plan)}
 
 
-def run_jax(graphs, y, args, config):
+def run_jax(graphs, y, plan, args, config):
     import jax
     import jax.numpy as jnp
     import optax
 
     from zoo.backend.jax import to_jax
-    from zoo.graphs import bucket_size, collate, pad_batch
-    from zoo.models.cgcnn.jax import CGCNN
 
-    module = CGCNN(config)
+    module = build("cgcnn", "jax", config)
     tx = optax.adam(args.lr)
     compilations = []
+    sizes = padded_sizes(graphs, y, plan, args.batch_size)
 
     def loss_fn(params, batch_stats, batch):
         out, updates = module.apply({"params": params, "batch_stats": batch_stats}, batch, train=True, mutable=["batch_stats"])
@@ -111,46 +91,38 @@ def run_jax(graphs, y, args, config):
 
     @jax.jit
     def train_step(params, batch_stats, opt_state, batch):
-        compilations.append(1)  # runs once per trace, i.e. once per compiled shape bucket
+        compilations.append(1)  # runs once per trace, i.e. once per padded shape
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_stats, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
-    def padded(idx):
-        # n_graphs fixed at batch size + 1 (the last slot is always padding), atoms rounded up to a bucket,
-        # and edges tied to the atom bucket: the CGCNN rule gives every atom at most max_neighbors edges,
-        # so max_neighbors * atoms always fits and only one size varies (fewer compilations).
-        b = collate([graphs[i] for i in idx], y=y[idx])
-        n_nodes = bucket_size(b["numbers"].shape[0] + 1)
-        return to_jax(pad_batch(b, n_nodes=n_nodes, n_edges=config.max_neighbors * n_nodes, n_graphs=args.batch_size + 1))
+    def padded(idx, shape):
+        return to_jax(collate([graphs[i] for i in idx], y=y[idx]).pad(shape))
 
     t_build = time.perf_counter()
-    rng = np.random.default_rng(0)
-    variables = jax.jit(module.init)(jax.random.PRNGKey(0), padded(np.arange(min(args.batch_size, len(graphs)))))
-    params, batch_stats = variables["params"], variables["batch_stats"]
-    opt_state = tx.init(params)
-    jax.block_until_ready(params)
+    first = padded(plan[0][0], sizes[0][0])
+    variables = jax.jit(lambda key, b: module.init(key, b, train=False))(jax.random.PRNGKey(0), first)
+    state = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    state["opt_state"] = tx.init(state["params"])
+    jax.block_until_ready(state["params"])
     build_s = time.perf_counter() - t_build
-    state = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}
 
-    def epoch():
+    def epoch(k, batches):
         loss = None
-        for idx in epoch_batches(len(graphs), args.batch_size, rng):
+        for idx, shape in zip(batches, sizes[k]):
             state["params"], state["batch_stats"], state["opt_state"], loss = train_step(
-                state["params"], state["batch_stats"], state["opt_state"], padded(idx)
-            )
+                state["params"], state["batch_stats"], state["opt_state"], padded(idx, shape))
         return float(jax.block_until_ready(loss))
 
-    result = epoch_timings("jax", epoch, args.epochs, build_s, compilations=lambda: len(compilations))
+    result = {"build_s": build_s, **epoch_timings("jax", epoch, plan, compilations=lambda: len(compilations))}
     result["jax_backend"] = jax.default_backend()
     return result
 
 
-def run_pyg(graphs, y, args, config, device):
+def run_pyg(graphs, y, plan, args, config, device):
     import torch
     import torch.nn.functional as F
-    from torch_geometric.data import Data
-    from torch_geometric.loader import DataLoader
+    from torch_geometric.data import Batch, Data
     from torch_geometric.nn import CGConv, global_mean_pool
 
     from zoo.nn import gaussian_expansion
@@ -188,12 +160,12 @@ def run_pyg(graphs, y, args, config, device):
     t_build = time.perf_counter()
     model = PygCGCNN().to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     build_s = time.perf_counter() - t_build
 
-    def epoch():
-        for batch in loader:
-            batch = batch.to(device, non_blocking=True)
+    def epoch(k, batches):
+        # PyG's own batching (Batch.from_data_list, what its DataLoader calls) of the same planned batches.
+        for idx in batches:
+            batch = Batch.from_data_list([data[i] for i in idx]).to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
             loss = F.mse_loss(model(batch), batch.y)
             loss.backward()
@@ -202,70 +174,31 @@ def run_pyg(graphs, y, args, config, device):
             torch.cuda.synchronize()
         return loss.item()
 
-    return epoch_timings("pyg", epoch, args.epochs, build_s)
+    return {"build_s": build_s, **epoch_timings("pyg", epoch, plan)}
 
-
-def epoch_timings(name, epoch, n_epochs, build_s, compilations=None):
-    """Time ``n_epochs`` calls of ``epoch``; steady state = every epoch after the first.
-
-    For jax, ``compilations()`` counts traces so far; epochs that still compiled a new shape bucket
-    are left out of the steady state when at least one epoch did not compile.
-    """
-    times, losses, compiled = [], [], []
-    for _ in tqdm(range(n_epochs), desc=f"{name} epochs"):
-        before = compilations() if compilations else 0
-        t0 = time.perf_counter()
-        losses.append(epoch())
-        times.append(time.perf_counter() - t0)
-        compiled.append((compilations() if compilations else 0) - before)
-    steady = [t for t, c in zip(times[1:], compiled[1:]) if c == 0] or times[1:] or times
-    out = {"build_s": build_s, "epoch_s": times, "median_steady_epoch_s": statistics.median(steady),
-           "n_steady_epochs": len(steady), "final_loss": losses[-1]}
-    if compilations:
-        out["compilations"] = sum(compiled)
-        out["compilations_per_epoch"] = compiled
-    return out
-
-
-# --------------------------------------------------------------------------- report
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=6, help="epochs per model; the first is excluded from the median")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N structures (smoke test)")
-    p.add_argument("--models", default="torch,jax,pyg")
+    p = parser(__doc__, epochs=6, batch_size=128, models=MODELS, lr=1e-3, out=OUT)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (jax uses its default backend)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
-    if not DATA.exists():
-        print(f"skipping: {DATA} not found (the benchmark reads matbench_jdft2d from ../shared/data)")
+    models = model_list(p, args.models, MODELS)
+    if data_missing():
         return 0
 
-    import torch
-
-    from zoo.core.io import write_json
-    from zoo.models.cgcnn import CGCNNConfig
-
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
-    config = CGCNNConfig()
+    device = torch_device(args.device)
+    config = make_config("cgcnn")
     structures, y, ids = load_jdft2d(args.limit)
-    graphs, keep, failures, featurise_s = featurise(structures, ids, config)
-    y = y[keep]
-    y = ((y - y.mean()) / y.std()).astype(np.float32)  # standardised: the loss scale does not matter here
+    graphs, keep, failures, featurise_s = featurise(structures, ids, config.graph_spec())
+    y = standardised(y[keep])
+    plan = epoch_plan(len(graphs), args.batch_size, args.epochs)
 
     runners = {
-        "torch": lambda: run_torch(graphs, y, args, config, device),
-        "jax": lambda: run_jax(graphs, y, args, config),
-        "pyg": lambda: run_pyg(graphs, y, args, config, device),
+        "torch": lambda: run_torch(graphs, y, plan, args, config, device),
+        "jax": lambda: run_jax(graphs, y, plan, args, config),
+        "pyg": lambda: run_pyg(graphs, y, plan, args, config, device),
     }
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = set(models) - set(runners)
-    if unknown:
-        p.error(f"unknown models {sorted(unknown)}; choose from {sorted(runners)}")
     results = {}
     for name in models:
         r = runners[name]()
@@ -274,27 +207,18 @@ def main(argv=None) -> int:
         results[name] = r
 
     report = {
-        "benchmark": "cgcnn_throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "dataset": "matbench_jdft2d",
-        "n_structures": len(graphs),
-        "n_failed": len(failures),
-        "failures": failures,
-        "batch_size": args.batch_size,
-        "epochs": args.epochs,
-        "featurise_s": featurise_s,
-        "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        **report_header("cgcnn_throughput", args, len(graphs), failures, featurise_s),
+        "config": config_to_dict(config),
         "machine": machine_info(str(device)),
         "results": results,
     }
     write_json(args.out, report)
-
-    print(f"\nCGCNN training throughput, matbench_jdft2d ({len(graphs)} structures, batch {args.batch_size}, "
-          f"{args.epochs} epochs, featurisation {featurise_s:.1f} s)")
-    print(f"{'model':<8}{'structures/s':>14}{'median epoch s':>16}{'first epoch s':>15}{'to 1st epoch s':>16}{'compiles':>10}")
-    for name, r in results.items():
-        print(f"{name:<8}{r['structures_per_s']:>14.1f}{r['median_steady_epoch_s']:>16.3f}{r['epoch_s'][0]:>15.2f}"
-              f"{r['time_to_first_epoch_s']:>16.2f}{r.get('compilations', ''):>10}")
+    print_table(f"CGCNN training throughput, matbench_jdft2d ({len(graphs)} structures, batch {args.batch_size}, "
+                f"{args.epochs} epochs, featurisation {featurise_s:.1f} s)",
+                [("structures/s", "structures_per_s", 14, ".1f"), ("median epoch s", "median_steady_epoch_s", 16, ".3f"),
+                 ("first epoch s", "first_epoch_s", 15, ".2f"), ("to 1st epoch s", "time_to_first_epoch_s", 16, ".2f"),
+                 ("compiles", "compilations", 10, "d")],
+                {name: {**r, "first_epoch_s": r["epoch_s"][0]} for name, r in results.items()})
     print(f"written {args.out}")
     return 0
 

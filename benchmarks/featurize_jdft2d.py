@@ -33,9 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import JDFT2D as DEFAULT_DATA, machine_info  # noqa: E402
+from benchmarks.common import JDFT2D as DEFAULT_DATA, RESULTS, machine_info  # noqa: E402
 
-DEFAULT_OUT = ROOT / "results" / "benchmarks" / "featurize_jdft2d.json"
+DEFAULT_OUT = RESULTS / "featurize_jdft2d.json"
 RADIUS, MAX_NEIGHBORS = 8.0, 12  # Å, CGCNN defaults
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python benchmarks/run_all.py` from a checkout without an installed zoo
+
+from zoo.core import provenance  # noqa: E402
+from zoo.core.io import write_json  # noqa: E402
 BENCH = ROOT / "benchmarks"
 RESULTS = ROOT / "results" / "benchmarks"
 SCRIPTS = ("featurize_jdft2d.py", "cgcnn_throughput.py", "tfn_throughput.py")
@@ -106,14 +109,6 @@ def quick_args(script: Path) -> list[str]:
     return args
 
 
-def git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
 def asv_command() -> list[str]:
     exe = Path(sys.executable).with_name("asv")
     if exe.exists():
@@ -144,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print("refusing to benchmark on a busy machine (--require-idle)", file=sys.stderr)
         return 2
 
-    commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain"))
+    git = provenance.git_info(ROOT)
+    commit, dirty = git["commit"], bool(git["dirty"])
     steps: list[dict] = []
     t0 = time.time()
 
@@ -179,17 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     after = check_idle("after")
     failed = [s["step"] for s in steps if s.get("returncode", 0) != 0]
 
-    sys.path.insert(0, str(ROOT))
-    from zoo.core.io import write_json
-
     manifest = {
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_s": round(time.time() - t0, 1),
         "quick": args.quick,
         "commit": commit,
         "uncommitted_changes": dirty,
-        "machine": {"node": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-                    "processor": platform.processor(), "cores": usable_cores()},
+        "machine": {**provenance.machine(), "python": sys.version.split()[0], "cores": usable_cores()},
         "environment": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS", "CUDA_VISIBLE_DEVICES", "ZOO_CACHE")},
         "load_before": before,
         "load_after": after,

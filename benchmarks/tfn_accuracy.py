@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/<script>.py`: the benchmarks package
 
-from benchmarks.common import JDFT2D as DATA, machine_info  # noqa: E402
-from benchmarks.tfn_throughput import equal_size_multiplicity_subprocess, load_graphs, reference_model, save_graphs  # noqa: E402
+from benchmarks.common import (JDFT2D, RESULTS, data_missing, load_graphs, machine_info, model_list, parser,  # noqa: E402
+                               run_worker, save_graphs, worker_options)
+from benchmarks.tfn_throughput import equal_size_multiplicity_subprocess, reference_model  # noqa: E402
+from zoo import tasks  # noqa: E402
+from zoo.core.io import write_json  # noqa: E402
+from zoo.graphs import build_graphs, collate  # noqa: E402
+from zoo.models import build, config_from_dict, config_to_dict, make_config  # noqa: E402
+from zoo.models.tfn import estimate_avg_num_neighbors, n_parameters  # noqa: E402
 
-OUT = ROOT / "results" / "benchmarks" / "tfn_accuracy.json"
+OUT = RESULTS / "tfn_accuracy.json"
 MODELS = ("ours", "e3nn")
 
 
@@ -43,11 +48,9 @@ def train_one(name: str, graphs, y, split: dict, args, config) -> dict:
     import torch
 
     from zoo.backend.torch import to_torch
-    from zoo.graphs import collate
-    from zoo.models.tfn.torch import Model
 
     torch.manual_seed(args.seed)
-    model = reference_model(config, args.ref_mul) if name == "e3nn" else Model(config)
+    model = reference_model(config, args.ref_mul) if name == "e3nn" else build("tfn", "torch", config)
     n_params = sum(p.numel() for p in model.parameters())
     tr, va, te = (np.asarray(split[k]) for k in ("train", "val", "test"))
     mu, sd = float(y[tr].mean()), float(y[tr].std())
@@ -95,48 +98,32 @@ def train_one(name: str, graphs, y, split: dict, args, config) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, epochs=150, batch_size=32, models=MODELS, lr=2e-3, out=OUT, limit=False)
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--ref-mul", default="equal")
-    p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    worker_options(p, MODELS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--graphs", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--split", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--config-json", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-
-    from zoo.core.io import write_json
-    from zoo.models import config_to_dict
-    from zoo.models.tfn import TFNConfig, estimate_avg_num_neighbors, n_parameters
 
     if args.worker:
         args.ref_mul = int(args.ref_mul)
         graphs, y = load_graphs(args.graphs)
-        res = train_one(args.worker, graphs, y.astype(np.float64), json.loads(args.split.read_text()), args, TFNConfig(**json.loads(args.config_json)))
+        res = train_one(args.worker, graphs, y.astype(np.float64), json.loads(args.split.read_text()), args,
+                        config_from_dict("tfn", json.loads(args.config_json)))
         write_json(args.result, res)
         return 0
-    if not DATA.exists():
-        print(f"skipping: {DATA} not found (the benchmark trains on matbench_jdft2d from ../shared/data)")
+    models = model_list(p, args.models, MODELS)
+    if data_missing():
         return 0
 
-    import dataclasses
-
-    from zoo import tasks
-    from zoo.graphs import build_graphs
-
-    task = tasks.get("matbench_jdft2d", data_dir=str(DATA.parent))
+    task = tasks.get("matbench_jdft2d", data_dir=str(JDFT2D.parent))
     task.load()
     (train_s, train_y), test_s = task.get_train_and_val_data(args.fold), task.get_test_data(args.fold, include_target=True)
     structures = list(train_s) + list(test_s[0])
     y = np.concatenate([np.asarray(train_y, float), np.asarray(test_s[1], float)])
-    config = TFNConfig()
+    config = make_config("tfn")
     graphs, failures = build_graphs(structures, config.graph_spec(), cache=False, progress=True, on_error="raise")
     config = dataclasses.replace(config, avg_num_neighbors=estimate_avg_num_neighbors(graphs[: len(train_s)]))
     if args.ref_mul == "equal":
@@ -151,17 +138,16 @@ def main(argv=None) -> int:
         gpath, spath = Path(tmp) / "graphs.npz", Path(tmp) / "split.json"
         save_graphs(gpath, graphs, y)
         spath.write_text(json.dumps(split))
-        for name in [m for m in args.models.split(",") if m]:
+        for name in models:
             for seed in args.seeds:
-                rpath = Path(tmp) / f"{name}_{seed}.json"
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--seed", str(seed), "--graphs", str(gpath),
-                       "--split", str(spath), "--result", str(rpath), "--config-json", json.dumps(config_to_dict(config)),
-                       "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ref-mul", str(args.ref_mul)]
                 print(f"== {name} seed {seed}", flush=True)
-                proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-                if proc.returncode != 0 or not rpath.exists():
-                    raise SystemExit(f"{name} seed {seed} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-                r = json.loads(rpath.read_text())
+                r = run_worker(__file__, [
+                    "--worker", name, "--seed", str(seed), "--graphs", str(gpath), "--split", str(spath),
+                    "--config-json", json.dumps(config_to_dict(config)), "--epochs", str(args.epochs),
+                    "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ref-mul", str(args.ref_mul)],
+                    Path(tmp) / f"{name}_{seed}.json")
+                if "error" in r:
+                    raise SystemExit(f"{name} seed {seed} failed ({r['error']}):\n{r['stderr_tail'][-3000:]}")
                 print(f"   test MAE {r['test_mae']:.2f} meV/atom (best epoch {r['best_epoch']}, {r['train_s']:.0f} s)", flush=True)
                 runs.append(r)
     summary = {}

@@ -5,16 +5,18 @@ side by side with e3nn's reference network ``e3nn.nn.models.gate_points_2101.Net
         [--models torch,compile,jax,e3nn] [--device auto|cpu|cuda] [--ref-mul equal|N] [--profile-steps 5]
 
 Every model trains on the same periodic graphs (every neighbour within 5 Å, ``TFNConfig().graph_spec()``),
-with an MSE loss on the standardised exfoliation energy and Adam, in float32. A step = batching (collate,
-padding for JAX, host -> device copy), forward, backward, optimiser update. structures/s = training
-structures / median wall time of the steady-state epochs (all but the first; for JAX every shape
-bucket is compiled, and run once, ahead of time, and that time is reported on its own as compile_s).
+with an MSE loss on the standardised exfoliation energy and Adam, in float32, on the same shuffled
+batches (``common.epoch_plan``). A step = batching (collate, padding for JAX, host -> device copy),
+forward, backward, optimiser update. structures/s = training structures / median wall time of the
+steady-state epochs (all but the first; for JAX every padded shape the trainer's
+``zoo.graphs.BucketPolicy`` gives the planned batches is compiled, and run once, ahead of time, and that
+time is reported on its own as compile_s).
 
 Models:
-- ``torch``: zoo.models.tfn.torch (default TFNConfig: 32x0e+32x0o+8x1e+8x1o+8x2e+8x2o, lmax 2, 3 gated
-  layers + read-out, 8 Bessel functions, radial MLP 2x64), eager;
+- ``torch``: ``zoo.models.build("tfn", "torch")`` (default TFNConfig: 32x0e+32x0o+8x1e+8x1o+8x2e+8x2o,
+  lmax 2, 3 gated layers + read-out, 8 Bessel functions, radial MLP 2x64), eager;
 - ``compile``: the same module through ``torch.compile(dynamic=True)`` (first epoch includes compilation);
-- ``jax``: zoo.models.tfn.jax, one jitted train step per padded shape bucket (``pad_batch``);
+- ``jax``: ``zoo.models.build("tfn", "jax")``, one jitted train step per padded shape;
 - ``e3nn``: ``gate_points_2101.Network`` with multiplicity ``--ref-mul`` for every irrep
   0e,0o,1e,1o,2e,2o, lmax 2, 3 gated layers, 8 Gaussians, radial MLP 2x64, fed OUR periodic edges:
   its forward builds a non-periodic radius graph itself (``radius_graph``, which would also need
@@ -34,68 +36,31 @@ when ``../shared/data/matbench_jdft2d`` is absent.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/<script>.py`: the benchmarks package
 
-from benchmarks.common import JDFT2D as DATA, load_jdft2d, machine_info  # noqa: E402
+from benchmarks.common import (RESULTS, ROOT, data_missing, epoch_plan, epoch_timings, featurise, load_graphs,  # noqa: E402
+                               load_jdft2d, machine_info, model_list, padded_sizes, parser, print_table, report_header,
+                               run_worker, save_graphs, shape_key, standardised, torch_device, worker_options)
+from zoo.core.io import write_json  # noqa: E402
+from zoo.graphs import collate  # noqa: E402
+from zoo.models import build, config_from_dict, config_to_dict, make_config  # noqa: E402
+from zoo.models.tfn import estimate_avg_num_neighbors, n_parameters  # noqa: E402
 
-OUT = ROOT / "results" / "benchmarks" / "tfn_throughput.json"
+OUT = RESULTS / "tfn_throughput.json"
 MODELS = ("torch", "compile", "jax", "e3nn")
-GRAPH_KEYS = ("numbers", "positions", "lattice", "senders", "receivers", "shifts", "edge_vectors", "distances")
-
-
-# --------------------------------------------------------------------------------------------- data
-
-def save_graphs(path: Path, graphs, y: np.ndarray) -> None:
-    """All graphs in one npz (concatenated arrays + per-graph counts); no pickles."""
-    arrays = {k: np.concatenate([getattr(g, k) for g in graphs]) for k in GRAPH_KEYS if k != "lattice"}
-    arrays["lattice"] = np.stack([g.lattice for g in graphs])
-    arrays["n_nodes"] = np.array([g.n_nodes for g in graphs])
-    arrays["n_edges"] = np.array([g.n_edges for g in graphs])
-    arrays["y"] = y
-    np.savez(path, **arrays)
-
-
-def load_graphs(path: Path):
-    from zoo.graphs import CrystalGraph
-
-    z = np.load(path, allow_pickle=False)
-    no = np.concatenate([[0], np.cumsum(z["n_nodes"])])
-    eo = np.concatenate([[0], np.cumsum(z["n_edges"])])
-    graphs = []
-    for k in range(len(z["n_nodes"])):
-        n, e = slice(no[k], no[k + 1]), slice(eo[k], eo[k + 1])
-        graphs.append(
-            CrystalGraph(
-                numbers=z["numbers"][n], positions=z["positions"][n], lattice=z["lattice"][k], senders=z["senders"][e],
-                receivers=z["receivers"][e], shifts=z["shifts"][e], edge_vectors=z["edge_vectors"][e], distances=z["distances"][e],
-            )
-        )
-    return graphs, z["y"].astype(np.float32)
-
-
-def epoch_plan(n: int, batch_size: int, epochs: int, seed: int = 0) -> list[list[np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    plan = []
-    for _ in range(epochs):
-        order = rng.permutation(n)
-        plan.append([order[k : k + batch_size] for k in range(0, n, batch_size)])
-    return plan
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -110,16 +75,6 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def epoch_timings(name, epoch, plan):
-    times, losses = [], []
-    for k, batches in enumerate(tqdm(plan, desc=f"{name} epochs")):
-        t0 = time.perf_counter()
-        losses.append(epoch(batches))
-        times.append(time.perf_counter() - t0)
-    steady = times[1:] or times
-    return {"epoch_s": times, "median_steady_epoch_s": statistics.median(steady), "n_steady_epochs": len(steady), "final_loss": losses[-1]}
 
 
 def torch_profile(step, batches, device, top: int = 15) -> list[dict]:
@@ -200,8 +155,6 @@ def reference_n_params(config, mul: int) -> int:
 
 def equal_size_multiplicity(config) -> int:
     """The reference multiplicity whose parameter count is closest to our model's (the count grows with mul)."""
-    from zoo.models.tfn import n_parameters
-
     ours, best = n_parameters(config), None
     for mul in range(1, 129):
         n = reference_n_params(config, mul)
@@ -215,10 +168,8 @@ def equal_size_multiplicity(config) -> int:
 def equal_size_multiplicity_subprocess(config) -> int:
     """``equal_size_multiplicity`` in a child process: building torch modules here would start this process's
     OpenMP threads, which with OMP_WAIT_POLICY=ACTIVE then spin on the cores the timed workers need."""
-    from zoo.models import config_to_dict
-
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.tfn_throughput import equal_size_multiplicity; "
-            "from zoo.models.tfn import TFNConfig; print(equal_size_multiplicity(TFNConfig(**json.loads(sys.argv[2]))))")
+            "from zoo.models import config_from_dict; print(equal_size_multiplicity(config_from_dict('tfn', json.loads(sys.argv[2]))))")
     out = subprocess.run([sys.executable, "-c", code, str(ROOT), json.dumps(config_to_dict(config))], check=True, capture_output=True, text=True)
     return int(out.stdout.strip().splitlines()[-1])
 
@@ -227,17 +178,11 @@ def run_torch_family(name, graphs, y, plan, args, config, device):
     import torch
 
     from zoo.backend.torch import to_torch
-    from zoo.graphs import collate
 
     torch.manual_seed(0)
     base_rss = rss_mb()
     t0 = time.perf_counter()
-    if name == "e3nn":
-        model = reference_model(config, int(args.ref_mul))
-    else:
-        from zoo.models.tfn.torch import Model
-
-        model = Model(config)
+    model = reference_model(config, int(args.ref_mul)) if name == "e3nn" else build("tfn", "torch", config)
     model = model.to(device).train()
     n_params = sum(p.numel() for p in model.parameters())
     fwd = torch.compile(model, dynamic=True) if name == "compile" else model
@@ -254,7 +199,7 @@ def run_torch_family(name, graphs, y, plan, args, config, device):
         opt.step()
         return loss
 
-    def epoch(batches):
+    def epoch(k, batches):
         for idx in batches:
             loss = step(idx)
         if device.type == "cuda":
@@ -284,22 +229,13 @@ def run_jax(graphs, y, plan, args, config):
     import optax
 
     from zoo.backend.jax import to_jax
-    from zoo.graphs import bucket_size, collate, pad_batch
-    from zoo.models.tfn import n_parameters
-    from zoo.models.tfn.jax import Model
 
-    module = Model(config)
+    module = build("tfn", "jax", config)
     tx = optax.adam(args.lr)
-    G = args.batch_size + 1  # the last graph slot is always padding
+    sizes = padded_sizes(graphs, y, plan, args.batch_size)
 
-    def padded(idx):
-        b = collate([graphs[i] for i in idx], y=y[idx])
-        return pad_batch(b, n_graphs=G)
-
-    def shape_of(idx):
-        n = sum(graphs[i].n_nodes for i in idx)
-        e = sum(graphs[i].n_edges for i in idx)
-        return bucket_size(n + 1), bucket_size(e + 1)
+    def padded(idx, shape):
+        return to_jax(collate([graphs[i] for i in idx], y=y[idx]).pad(shape))
 
     def loss_fn(params, batch):
         out = module.apply({"params": params}, batch, train=True)
@@ -313,34 +249,35 @@ def run_jax(graphs, y, plan, args, config):
 
     base_rss = rss_mb()
     t0 = time.perf_counter()
-    first = to_jax(padded(plan[0][0]))
-    params = jax.jit(module.init)(jax.random.PRNGKey(0), first)["params"]
+    first = padded(plan[0][0], sizes[0][0])
+    params = jax.jit(lambda key, b: module.init(key, b, train=False))(jax.random.PRNGKey(0), first)["params"]
     opt_state = tx.init(params)
     jax.block_until_ready(params)
     build_s = time.perf_counter() - t0
 
-    # Ahead-of-time compilation of every shape bucket the planned epochs use, timed on its own.
+    # Ahead-of-time compilation of every padded shape the planned epochs use, timed on its own.
     examples = {}
-    for batches in plan:
-        for idx in batches:
-            examples.setdefault(shape_of(idx), idx)
+    for batches, shapes in zip(plan, sizes):
+        for idx, shape in zip(batches, shapes):
+            examples.setdefault(shape_key(shape), (idx, shape))
     jitted = jax.jit(train_step, donate_argnums=(0, 1))
     compiled, compile_s = {}, []
-    for shape, idx in tqdm(sorted(examples.items()), desc="jax compile"):
+    for key, (idx, shape) in tqdm(sorted(examples.items()), desc="jax compile"):
         t1 = time.perf_counter()
-        batch = to_jax(padded(idx))
-        compiled[shape] = jitted.lower(params, opt_state, batch).compile()
+        batch = padded(idx, shape)
+        compiled[key] = jitted.lower(params, opt_state, batch).compile()
         # The first run of an XLA executable is several times slower than the next ones (runtime set-up);
         # do it here, on copies (the step donates its inputs), so it counts as compilation, not training.
         copies = jax.tree_util.tree_map(jnp.copy, (params, opt_state))
-        jax.block_until_ready(compiled[shape](*copies, batch))
+        jax.block_until_ready(compiled[key](*copies, batch))
         compile_s.append(time.perf_counter() - t1)
     state = {"params": params, "opt_state": opt_state}
 
-    def epoch(batches):
+    def epoch(k, batches):
         loss = None
-        for idx in batches:
-            state["params"], state["opt_state"], loss = compiled[shape_of(idx)](state["params"], state["opt_state"], to_jax(padded(idx)))
+        for idx, shape in zip(batches, sizes[k]):
+            state["params"], state["opt_state"], loss = compiled[shape_key(shape)](state["params"], state["opt_state"],
+                                                                                   padded(idx, shape))
         return float(jax.block_until_ready(loss))
 
     out = epoch_timings("jax", epoch, plan)
@@ -357,13 +294,9 @@ def run_jax(graphs, y, plan, args, config):
 
 # ------------------------------------------------------------------------------------------ worker
 def worker(args) -> int:
-    import torch
-
-    from zoo.models.tfn import TFNConfig
-
     graphs, y = load_graphs(args.graphs)
-    config = TFNConfig(**json.loads(args.config_json))
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    config = config_from_dict("tfn", json.loads(args.config_json))
+    device = torch_device(args.device)
     plan = epoch_plan(len(graphs), args.batch_size, args.epochs)
     if args.worker == "jax":
         res = run_jax(graphs, y, plan, args, config)
@@ -371,61 +304,33 @@ def worker(args) -> int:
         res = run_torch_family(args.worker, graphs, y, plan, args, config, device)
     res["structures_per_s"] = len(graphs) / res["median_steady_epoch_s"]
     res["torch_device"] = str(device)
-    from zoo.core.io import write_json
-
     write_json(args.result, res)
     return 0
 
 
 # -------------------------------------------------------------------------------------------- main
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=4, help="epochs per model; the first is excluded from the median")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N structures (smoke test)")
-    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
+    p = parser(__doc__, epochs=4, batch_size=32, models=MODELS, lr=1e-3, out=OUT)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (jax uses its default backend)")
     p.add_argument("--ref-mul", default="equal",
                    help="multiplicity of every irrep in the e3nn reference, or 'equal' (default): the one whose "
                         "parameter count is closest to ours")
     p.add_argument("--hidden-irreps", default=None, help="override our hidden irreps (default: TFNConfig's)")
     p.add_argument("--profile-steps", type=int, default=5, help="training steps profiled per torch model (0: none)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
-    p.add_argument("--graphs", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--config-json", help=argparse.SUPPRESS)
+    worker_options(p, MODELS)
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = set(models) - set(MODELS)
-    if unknown:
-        p.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")
-    if not DATA.exists():
-        print(f"skipping: {DATA} not found (the benchmark reads matbench_jdft2d from ../shared/data)")
+    models = model_list(p, args.models, MODELS)
+    if data_missing():
         return 0
 
-    import dataclasses
-
-    from zoo.graphs import build_graphs
-    from zoo.core.io import write_json
-    from zoo.models import config_to_dict
-    from zoo.models.tfn import TFNConfig, estimate_avg_num_neighbors, n_parameters
-
-    config = TFNConfig() if args.hidden_irreps is None else TFNConfig(hidden_irreps=args.hidden_irreps)
+    config = make_config("tfn") if args.hidden_irreps is None else make_config("tfn", hidden_irreps=args.hidden_irreps)
     structures, y, ids = load_jdft2d(args.limit)
-    t0 = time.perf_counter()
-    graphs, failures = build_graphs(structures, config.graph_spec(), ids=ids, cache=False, progress=True, on_error="skip")
-    featurise_s = time.perf_counter() - t0
-    keep = [k for k, g in enumerate(graphs) if g is not None]
-    graphs = [graphs[k] for k in keep]
-    y = y[keep]
-    y = ((y - y.mean()) / y.std()).astype(np.float32)  # standardised: the loss scale does not matter here
+    graphs, keep, failures, featurise_s = featurise(structures, ids, config.graph_spec())
+    y = standardised(y[keep])
     config = dataclasses.replace(config, avg_num_neighbors=estimate_avg_num_neighbors(graphs))
     if args.ref_mul == "equal":
         args.ref_mul = equal_size_multiplicity_subprocess(config)
@@ -441,17 +346,12 @@ def main(argv=None) -> int:
         gpath = Path(tmp) / "graphs.npz"
         save_graphs(gpath, graphs, y)
         for name in models:
-            rpath = Path(tmp) / f"{name}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--graphs", str(gpath), "--result", str(rpath),
-                   "--config-json", json.dumps(config_to_dict(config)), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                   "--device", args.device, "--ref-mul", str(args.ref_mul), "--profile-steps", str(args.profile_steps), "--lr", str(args.lr)]
-            print(f"== {name}")
-            proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-            if proc.returncode != 0 or not rpath.exists():
-                results[name] = {"error": f"exit code {proc.returncode}", "stderr_tail": proc.stderr[-4000:]}
-                print(f"   {name} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-            else:
-                results[name] = json.loads(rpath.read_text())
+            print(f"== {name}", flush=True)
+            results[name] = run_worker(__file__, [
+                "--worker", name, "--graphs", str(gpath), "--config-json", json.dumps(config_to_dict(config)),
+                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device", args.device,
+                "--ref-mul", str(args.ref_mul), "--profile-steps", str(args.profile_steps), "--lr", str(args.lr)],
+                Path(tmp) / f"{name}.json")
 
     def sps(name):
         return results.get(name, {}).get("structures_per_s")
@@ -464,15 +364,7 @@ def main(argv=None) -> int:
     if sps("jax") and sps("torch"):
         ratios["jax_over_torch_eager"] = sps("jax") / sps("torch")  # target >= 1.3
     report = {
-        "benchmark": "tfn_throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "dataset": "matbench_jdft2d",
-        "n_structures": len(graphs),
-        "n_failed": len(failures),
-        "failures": failures,
-        "batch_size": args.batch_size,
-        "epochs": args.epochs,
-        "featurise_s": featurise_s,
+        **report_header("tfn_throughput", args, len(graphs), failures, featurise_s),
         "graph_stats": stats,
         "config": config_to_dict(config),
         "n_params": {"ours": n_parameters(config), "e3nn_reference": results.get("e3nn", {}).get("n_params")},
@@ -487,17 +379,15 @@ def main(argv=None) -> int:
     }
     write_json(args.out, report)
 
-    print(f"\nTFN training throughput, matbench_jdft2d ({len(graphs)} structures, batch {args.batch_size}, {args.epochs} epochs, "
-          f"{stats['edges_per_structure_mean']:.0f} edges/structure)")
-    print(f"{'model':<9}{'params':>9}{'structures/s':>14}{'median epoch s':>16}{'first epoch s':>15}{'compile s':>11}{'peak MB':>10}")
-    for name, r in results.items():
-        if "error" in r:
-            print(f"{name:<9}  failed: {r['error']}")
-            continue
-        comp = r.get("compile_s", r.get("compile_s_estimate"))
-        peak = r.get("peak_device_mb", r.get("peak_rss_mb"))
-        print(f"{name:<9}{r['n_params']:>9}{r['structures_per_s']:>14.1f}{r['median_steady_epoch_s']:>16.3f}{r['epoch_s'][0]:>15.2f}"
-              f"{'' if comp is None else f'{comp:.1f}':>11}{peak:>10.0f}")
+    shown = {name: r if "error" in r else {**r, "first_epoch_s": r["epoch_s"][0],
+                                            "compile_s": r.get("compile_s", r.get("compile_s_estimate")),
+                                            "peak_mb": r.get("peak_device_mb", r.get("peak_rss_mb"))}
+             for name, r in results.items()}
+    print_table(f"TFN training throughput, matbench_jdft2d ({len(graphs)} structures, batch {args.batch_size}, "
+                f"{args.epochs} epochs, {stats['edges_per_structure_mean']:.0f} edges/structure)",
+                [("params", "n_params", 9, "d"), ("structures/s", "structures_per_s", 14, ".1f"),
+                 ("median epoch s", "median_steady_epoch_s", 16, ".3f"), ("first epoch s", "first_epoch_s", 15, ".2f"),
+                 ("compile s", "compile_s", 11, ".1f"), ("peak MB", "peak_mb", 10, ".0f")], shown)
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}")
     for name, r in results.items():

@@ -200,16 +200,16 @@ def test_cgcnn_backend_parity_float64_and_float32(crystals):
 
 
 def test_backend_parity_catches_a_bad_converter(crystals, monkeypatch):
-    import zoo.models.cgcnn.jax as cgjax
+    import zoo.testing
 
-    original = cgjax.from_torch_state_dict
+    original = zoo.testing.flax_from_torch
 
-    def off_by_a_little(state, config):
+    def off_by_a_little(state, like, what="weights"):
         state = dict(state)
         state["conv_to_fc.bias"] = np.asarray(state["conv_to_fc.bias"]) + 1e-3
-        return original(state, config)
+        return original(state, like=like, what=what)
 
-    monkeypatch.setattr(cgjax, "from_torch_state_dict", off_by_a_little)
+    monkeypatch.setattr(zoo.testing, "flax_from_torch", off_by_a_little)
     with pytest.raises(AssertionError, match="output relative error"):
         assert_backend_parity("cgcnn", _small_cgcnn(), crystals, "float64")
 
@@ -231,13 +231,10 @@ def test_predictor_loads_the_same_weights_in_both_backends(crystals, tmp_path):
     assert not np.allclose(other_seed, via_dict)
 
 
-# ------------------------------------------------------------------------------------ tfn (when registered)
+# ------------------------------------------------------------------------------------ tfn
 @pytest.fixture(scope="module")
 def tfn_case():
-    from zoo.models import list_models, make_config
-
-    if "tfn" not in list_models():
-        pytest.skip("the tfn family is not registered")
+    from zoo.models import make_config
     from zoo.tasks.spec import TargetSpec
 
     config = make_config("tfn", hidden_irreps="8x0e+4x0o+4x1e+4x1o+2x2e+2x2o", n_layers=2)

@@ -21,12 +21,22 @@ tensor) are compared against the tensor's magnitude, not against their own round
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from zoo.backend.params import flax_from_torch, torch_from_flax
+from zoo.core import weights as zw
+from zoo.graphs import StructureError, build_graph, build_graphs, collate, pad_batch
+from zoo.models import build, config_from_dict, make_config
+from zoo.symmetry import rotate_tensor
+from zoo.tasks.embedded.generator import generate_crystals
+
+# torch, jax and their zoo.backend glue are imported inside the functions that use them, so that
+# ``import zoo.testing`` works with only one backend installed; pymatgen (a second to import) where a
+# structure is transformed.
 
 __all__ = [
     "CHECKS",
@@ -73,12 +83,9 @@ def random_crystals(n: int, seed: int = 0, max_atoms: int = 12, graph_specs: Seq
     ``graph_specs``: keep only crystals whose graph builds under each of these ``GraphSpec``s (a sparse
     crystal can have an atom with no neighbour within a short radius), drawing more until there are ``n``.
     """
-    from zoo.tasks.embedded.generator import generate_crystals
-
     kwargs.setdefault("progress", False)
     if not graph_specs:
         return [c.structure for c in generate_crystals(n, seed, max_atoms=max_atoms, **kwargs)]
-    from zoo.graphs import StructureError, build_graph
 
     def usable(s) -> bool:
         try:
@@ -228,8 +235,6 @@ def equivariance_errors(
     structures = list(structures)
     if not structures:
         raise ValueError("equivariance_errors needs at least one structure")
-    from zoo.symmetry import rotate_tensor
-
     rng = np.random.default_rng(seed)
     base = _predict_checked(predict, structures, rank, "original")
     scale = float(np.max(np.abs(base)))
@@ -319,18 +324,7 @@ def _jax_x64(dtype: str):
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-def _family_jax_module(model_name: str):
-    from zoo.models import get_family
-
-    entry = get_family(model_name)
-    if "jax" not in entry.backends:
-        raise NotImplementedError(f"model {model_name!r} has no jax implementation")
-    return importlib.import_module(entry.backends["jax"].split(":")[0])
-
-
 def _config(model_name: str, config):
-    from zoo.models import config_from_dict, make_config
-
     if config is None:
         return make_config(model_name)
     if isinstance(config, Mapping):
@@ -341,18 +335,19 @@ def _config(model_name: str, config):
 def _load_state(weights) -> dict[str, np.ndarray]:
     if isinstance(weights, Mapping):
         return {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in weights.items()}
-    from zoo.core import weights as zw
-
     path = Path(weights)
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
     state, _ = zw.load(stem)
     return state
 
 
+def _graphs(config, structures) -> list:
+    graphs, _ = build_graphs(list(structures), config.graph_spec(), cache=False, progress=False, on_error="raise")
+    return graphs
+
+
 def _torch_model(model_name: str, config, dtype: str, seed: int, device: str = "cpu", state: Mapping | None = None):
     import torch
-
-    from zoo.models import build
 
     previous = torch.get_default_dtype()
     # Built under the target default dtype: e3nn-style modules compute their constant buffers
@@ -368,13 +363,11 @@ def _torch_model(model_name: str, config, dtype: str, seed: int, device: str = "
             torch.set_default_dtype(previous)
     model = model.to(device=device, dtype=getattr(torch, dtype))
     if state is not None:
-        from zoo.core.weights import check_state_matches
-
         own = model.state_dict()
         state = {k: np.asarray(v) for k, v in state.items()}
-        # zoo.weights writers can give 0-d counters (batch norm's num_batches_tracked) the shape (1,).
+        # zoo.core.weights writers can give 0-d counters (batch norm's num_batches_tracked) the shape (1,).
         state = {k: v.reshape(own[k].shape) if k in own and v.size == own[k].numel() == 1 else v for k, v in state.items()}
-        check_state_matches(own, state, what=f"{model_name} weights")
+        zw.check_state_matches(own, state, what=f"{model_name} weights")
         model.load_state_dict({k: torch.as_tensor(v).to(device=device, dtype=own[k].dtype) for k, v in state.items()}, strict=True)
     return model
 
@@ -385,6 +378,24 @@ def _cast_floats(tree, dtype: str):
 
     return jax.tree_util.tree_map(
         lambda x: jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else jnp.asarray(x), tree)
+
+
+def _flax_variables(module, batch, dtype: str, state: Mapping | None = None, seed: int = 0):
+    """The flax variables of ``module`` for ``batch``, floats in ``dtype``: the torch-named ``state``
+    renamed onto the module's own variable tree (``zoo.backend.params.flax_from_torch``), or, without a
+    state, the module's own initialiser seeded by ``seed``. Call inside ``_jax_x64(dtype)``."""
+    import jax
+
+    if state is None:
+        variables = jax.jit(lambda key, b: module.init(key, b, train=False))(jax.random.PRNGKey(seed), batch)
+        return _cast_floats(variables, dtype)
+    # Only the names, shapes and dtypes of the module's variables are needed: trace init, do not run it.
+    shapes = jax.eval_shape(lambda key, b: module.init(key, b, train=False), jax.random.PRNGKey(seed), batch)
+    # Floats in the target dtype before renaming, so float64 weights are not rounded through float32
+    # (flax declares float32 parameters by default).
+    like = jax.tree_util.tree_map(
+        lambda s: np.zeros(s.shape, dtype if np.issubdtype(s.dtype, np.floating) else s.dtype), shapes)
+    return _cast_floats(flax_from_torch(state, like=like), dtype)
 
 
 def predictor(model_name: str, backend: str, config=None, weights=None, dtype: str = "float64",
@@ -399,16 +410,9 @@ def predictor(model_name: str, backend: str, config=None, weights=None, dtype: s
     jitted on padded batches, with float64 enabled only inside the calls (``jax.enable_x64``), so the
     process-wide setting is left alone.
     """
-    from zoo.graphs import build_graphs, collate, pad_batch
-
     dtype = _check_dtype(dtype)
     config = _config(model_name, config)
-    spec = config.graph_spec()
     state = None if weights is None else _load_state(weights)
-
-    def graphs_of(structures) -> list:
-        graphs, _ = build_graphs(list(structures), spec, cache=False, progress=False, on_error="raise")
-        return graphs
 
     if backend == "torch":
         import torch
@@ -418,7 +422,7 @@ def predictor(model_name: str, backend: str, config=None, weights=None, dtype: s
         model = _torch_model(model_name, config, dtype, seed, device, state).eval()
 
         def predict(structures) -> np.ndarray:
-            batch = to_torch(collate(graphs_of(structures)), dtype=getattr(torch, dtype), device=device)
+            batch = to_torch(collate(_graphs(config, structures)), dtype=getattr(torch, dtype), device=device)
             with torch.no_grad():
                 return model(batch).detach().cpu().numpy().astype(np.float64)
 
@@ -429,26 +433,20 @@ def predictor(model_name: str, backend: str, config=None, weights=None, dtype: s
     import jax
 
     from zoo.backend.jax import to_jax
-    from zoo.models import build
 
-    fam = _family_jax_module(model_name)
     module = build(model_name, "jax", config)
     apply = jax.jit(lambda variables, batch: module.apply(variables, batch, train=False))
     holder: dict[str, Any] = {}
 
     def predict(structures) -> np.ndarray:
-        collated = collate(graphs_of(structures))
+        collated = collate(_graphs(config, structures))
         G = collated["lattice"].shape[0]
         with _jax_x64(dtype):
             # Power-of-two buckets (per_octave=1): at most 2x padding, but few compilations when a
             # check feeds batches of several sizes (supercells double them).
             batch = to_jax(pad_batch(collated, per_octave=1), dtype=getattr(jax.numpy, dtype))
             if "variables" not in holder:
-                if state is not None:
-                    variables = fam.from_torch_state_dict(state, config)
-                else:
-                    variables = jax.jit(lambda key, b: module.init(key, b, train=False))(jax.random.PRNGKey(seed), batch)
-                holder["variables"] = _cast_floats(variables, dtype)
+                holder["variables"] = _flax_variables(module, batch, dtype, state, seed)
             out = apply(holder["variables"], batch)
             return np.asarray(out, dtype=np.float64)[:G]
 
@@ -492,15 +490,11 @@ def backend_parity_errors(model_name: str, config, structures: Sequence, dtype: 
 
     from zoo.backend.jax import to_jax
     from zoo.backend.torch import to_torch
-    from zoo.graphs import build_graphs, collate, pad_batch
-    from zoo.models import build
 
     dtype = _check_dtype(dtype)
     worst = {} if worst is None else worst
     config = _config(model_name, config)
-    fam = _family_jax_module(model_name)
-    graphs, _ = build_graphs(list(structures), config.graph_spec(), cache=False, progress=False, on_error="raise")
-    collated = collate(graphs)
+    collated = collate(_graphs(config, structures))
     G = collated["lattice"].shape[0]
 
     # torch: reference output (and gradients / updated buffers) on the unpadded batch.
@@ -518,10 +512,9 @@ def backend_parity_errors(model_name: str, config, structures: Sequence, dtype: 
     out_t = out_t.detach().cpu().numpy().astype(np.float64)
 
     with _jax_x64(dtype):
-        jdt = getattr(jax.numpy, dtype)
         module = build(model_name, "jax", config)
-        variables = _cast_floats(fam.from_torch_state_dict(state0, config), dtype)
-        batch = to_jax(pad_batch(collated), dtype=jdt)
+        batch = to_jax(pad_batch(collated), dtype=getattr(jax.numpy, dtype))
+        variables = _flax_variables(module, batch, dtype, state0, seed)
         params = variables["params"]
         rest = {k: v for k, v in variables.items() if k != "params"}
 
@@ -552,12 +545,11 @@ def backend_parity_errors(model_name: str, config, structures: Sequence, dtype: 
         out_j = np.asarray(out_j, dtype=np.float64)[:G]
     errors = {"output": relative_error(out_j, out_t)}
     if grads:
-        # Gradients are mapped to torch names by the family's own converter (the weight format).
-        gstate = fam.to_torch_state_dict({"params": grads_j, **rest}, config)
-        errors["grad"], worst["grad"] = _max_rel_by_name(gstate, grads_t, "gradients")
+        # Gradients carry the parameters' flax paths, hence their torch names (the weight format).
+        errors["grad"], worst["grad"] = _max_rel_by_name(torch_from_flax({"params": grads_j}), grads_t, "gradients")
     if train and updates and buffers_t:
         # Batch statistics updated by the training forward pass (running means / variances, counters).
-        new = fam.to_torch_state_dict({"params": params, **rest, **updates}, config)
+        new = torch_from_flax({**rest, **updates})
         errors["buffers"], worst["buffers"] = _max_rel_by_name(new, buffers_t, "buffers")
     return errors
 
@@ -566,11 +558,11 @@ def assert_backend_parity(model_name: str, config, structures: Sequence, dtype: 
                           train: bool = False, grads: bool = False, seed: int = 0) -> dict[str, float]:
     """Assert that the torch and the jax model give the same results on the same weights.
 
-    Builds the torch model (seeded), converts its ``state_dict`` with
-    ``zoo.models.<family>.jax.from_torch_state_dict``, and runs torch on ``collate(graphs)`` and jax on
-    ``pad_batch(collate(graphs))`` (padding must not change the real graphs). Compares the outputs; with
-    ``grads=True`` also d(Σ w·out)/dθ for a fixed random w, parameter by parameter, mapped to torch names
-    by the family's ``to_torch_state_dict``; with ``train=True`` the models run in training mode (batch
+    Builds the torch model (seeded), renames its ``state_dict`` onto the flax module's variables
+    (``zoo.backend.params.flax_from_torch``: a family's flax module declares its parameters under the torch
+    names and shapes), and runs torch on ``collate(graphs)`` and jax on ``pad_batch(collate(graphs))``
+    (padding must not change the real graphs). Compares the outputs; with ``grads=True`` also d(Σ w·out)/dθ
+    for a fixed random w, parameter by parameter, under their torch names (``torch_from_flax``); with ``train=True`` the models run in training mode (batch
     statistics) and the updated buffers are compared too. ``rtol`` defaults to 1e-9 (float64) / 1e-4
     (float32). Returns the errors; raises AssertionError naming what differs.
     """

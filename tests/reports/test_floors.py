@@ -1,40 +1,29 @@
-"""scripts/floors.py on a tiny embedded task (60 generated candidates): scores equal task.record's,
+"""zoo.reports.floors on a tiny embedded task (60 generated candidates): scores equal task.record's,
 the symmetrised floors are symmetric, the table shows the JSON's numbers, files merge, errors are clear."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT
+from zoo.reports import common, floors as floors_module
+from zoo.reports.common import ReportError
 
-SCRIPT = ROOT / "scripts" / "floors.py"
 N = 60  # generated candidates; ~47 survive the polarization catastrophe, labelled in about a second
 TASK = "embedded_dielectric"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("floors_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def floors():
-    if not SCRIPT.is_file():
-        pytest.skip("scripts/floors.py is missing")
-    return _load_script()
+    return floors_module
 
 
 @pytest.fixture(scope="module")
 def run(floors, tmp_path_factory):
     out = tmp_path_factory.mktemp("floors")
-    results = floors.main(["--tasks", TASK, "--n-crystals", str(N), "--out", str(out), "--no-progress"])
+    results = floors.run(["--tasks", TASK, "--n-crystals", str(N), "--out", str(out), "--no-progress"])
     return out, results
 
 
@@ -113,27 +102,31 @@ def test_table_rows_show_the_json_numbers(floors, run):
 def test_merges_with_existing_results_and_replace_drops_them(floors, run, tmp_path):
     out = tmp_path
     (out / "floors.json").write_text((run[0] / "floors.json").read_text())
-    floors.main(["--tasks", "embedded_elastic", "--floors", "mean", "--n-crystals", str(N), "--out", str(out),
-                 "--no-progress"])
+    floors.run(["--tasks", "embedded_elastic", "--floors", "mean", "--n-crystals", str(N), "--out", str(out),
+                "--no-progress"])
     d = json.loads((out / "floors.json").read_text())
     assert set(d["tasks"]) == {TASK, "embedded_elastic"}
     assert d["tasks"]["embedded_elastic"]["target"]["unit"] == "GPa"
     assert "| embedded_elastic | mean |" in (out / "README.md").read_text()
-    floors.main(["--tasks", "embedded_elastic", "--floors", "mean", "--n-crystals", str(N), "--out", str(out),
-                 "--no-progress", "--replace"])
+    floors.run(["--tasks", "embedded_elastic", "--floors", "mean", "--n-crystals", str(N), "--out", str(out),
+                "--no-progress", "--replace"])
     assert set(json.loads((out / "floors.json").read_text())["tasks"]) == {"embedded_elastic"}
 
 
-def test_clear_errors(floors, tmp_path, monkeypatch):
-    with pytest.raises(floors.FloorsError, match="not a folder"):
+def test_clear_errors(floors, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MATMINER_DATA", raising=False)
+    with pytest.raises(ReportError, match="not a folder"):
         floors.resolve_data_dir(str(tmp_path / "nowhere"), ["mp_piezoelectric"])
-    monkeypatch.setattr(floors, "DEFAULT_DATA_DIR", tmp_path / "absent")
-    with pytest.raises(floors.FloorsError, match="--data-dir"):
+    monkeypatch.setattr(common, "SHARED_DATA", tmp_path / "absent")
+    with pytest.raises(ReportError, match="--data-dir"):
         floors.resolve_data_dir(None, ["mp_piezoelectric"])
     assert floors.resolve_data_dir(None, [TASK]) is None  # generated tasks need no data
-    with pytest.raises(floors.FloorsError, match="unknown task"):
-        floors.main(["--tasks", "no_such_task", "--out", str(tmp_path)])
-    with pytest.raises(floors.FloorsError, match="unknown floor"):
-        floors.main(["--tasks", TASK, "--floors", "median", "--out", str(tmp_path)])
-    with pytest.raises(floors.FloorsError, match="scalar"):
+    with pytest.raises(ReportError, match="unknown task"):
+        floors.run(["--tasks", "no_such_task", "--out", str(tmp_path)])
+    with pytest.raises(ReportError, match="unknown floor"):
+        floors.run(["--tasks", TASK, "--floors", "median", "--out", str(tmp_path)])
+    with pytest.raises(ReportError, match="scalar"):
         floors.build_task("embedded_dielectric_iso", None, N, None, progress=False)
+    # the command line turns the same errors into a message and exit status 2
+    assert floors.main(["--tasks", "no_such_task", "--out", str(tmp_path)]) == 2
+    assert "unknown task" in capsys.readouterr().err

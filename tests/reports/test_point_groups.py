@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from zoo.symmetry.groups import report
+from zoo.reports import point_groups as report
 
 
 def test_report_main_writes_json_and_markdown(tmp_path):

@@ -1,25 +1,14 @@
-"""scripts/tensor_results.py on fake run folders: values are carried, floors matched by task, version,
+"""zoo.reports.tensor_results on fake run folders: values are carried, floors matched by task, version,
 options and fold, CGCNN fold scores found, plots copied, unfinished or foreign folders refused."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("tensor_results", ROOT / "scripts" / "tensor_results.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tr = _load_script()
+from zoo.reports import tensor_results as tr
 
 
 def _tensor_metrics(scale: float) -> dict:

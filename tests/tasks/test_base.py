@@ -11,14 +11,8 @@ import pandas as pd
 import pytest
 
 from zoo import tasks
-from zoo.tasks.base import (
-    ArrayTask,
-    Task,
-    check_split,
-    make_split,
-    read_split,
-    regression_scores,
-)
+from zoo.tasks.base import ArrayTask, Task, regression_scores
+from zoo.tasks.folds import check_split, make_split, read_split
 from zoo.tasks.spec import TargetSpec, TaskSpec
 
 

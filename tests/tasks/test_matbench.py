@@ -5,7 +5,6 @@ import gzip
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,8 @@ pytest.importorskip("matbench")
 pytest.importorskip("matminer")
 
 from zoo import tasks  # noqa: E402
-from zoo.tasks.base import Task, read_json_any  # noqa: E402
+from zoo.tasks.base import Task  # noqa: E402
+from zoo.tasks.files import read_json_any  # noqa: E402
 from zoo.tasks.matbench import STRUCTURE_TASKS, load_submission, matbench_spec, write_submission  # noqa: E402
 
 DATA = SHARED_DATA

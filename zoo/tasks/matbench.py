@@ -32,20 +32,26 @@ log_gvrh / log_kvrh: matbench's targets are ALREADY log10(modulus / GPa) ("log10
 from __future__ import annotations
 
 import functools
+import gzip
 import importlib.util
 import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoo.core import provenance
+from zoo.core.io import atomic_path, sha256_file, write_json
 from zoo.core.paths import resolve_data_dir
 
 from . import register
-from .base import CLF_METRICS, REG_METRICS, Task, read_json_any, write_json_any
+from .base import CLF_METRICS, REG_METRICS, Task
+from .files import read_json_any, write_json_any
 from .spec import TargetSpec, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -159,8 +165,6 @@ def load_offline(
     from matbench.metadata import mbv01_validation
     from matminer.utils.io import load_dataframe_from_json
 
-    from zoo.core.io import sha256_file
-
     meta = task_metadata()[name]
     folder = Path(data_dir)
     path = folder / f"{name}.{meta.get('file_type', 'json.gz')}"
@@ -225,7 +229,7 @@ def _check_reference(df, name: str, meta: dict, ref: Path) -> str:
     mbid, target, composition by row)."""
     from pymatgen.core import Composition
 
-    d = read_json_any_bz2(ref)
+    d = read_json_any(ref)
     ids = [d["mbid"][str(i)] for i in range(len(d["mbid"]))]
     if ids != list(df.index):
         raise ValueError(f"{ref}: its mbids are not those of the data (row order differs)")
@@ -245,15 +249,6 @@ def _check_reference(df, name: str, meta: dict, ref: Path) -> str:
             raise ValueError(f"{ref}: {len(comp_bad)} compositions differ from the structures, e.g. {comp_bad[:5]}")
         return f"targets and compositions equal the official artifact {ref.name}"
     return f"targets equal the official artifact {ref.name}"
-
-
-def read_json_any_bz2(path: Path) -> Any:
-    import bz2
-
-    if path.suffix == ".bz2":
-        with bz2.open(path, "rt", encoding="utf-8") as fh:
-            return json.load(fh)
-    return read_json_any(path)
 
 
 @functools.lru_cache(maxsize=1)
@@ -341,17 +336,13 @@ def get_task(name: str, data_dir: str | os.PathLike | None = None, autoload: boo
                          progress=progress)
 
 
-def _default_requirements() -> dict[str, list[str]]:
-    from importlib.metadata import PackageNotFoundError, version
+# The packages a submission's numbers depend on, recorded in info.json's "requirements".
+REQUIREMENTS = ("crystal-zoo", "matbench", "matminer", "pymatgen", "numpy", "torch", "jax", "flax", "e3nn", "e3nn-jax")
 
-    out = []
-    for pkg in ("crystal-zoo", "matbench", "matminer", "pymatgen", "numpy", "torch", "jax", "flax", "e3nn",
-                "e3nn-jax"):
-        try:
-            out.append(f"{pkg}=={version(pkg)}")
-        except PackageNotFoundError:
-            pass
-    return {"python": out}
+
+def _default_requirements() -> dict[str, list[str]]:
+    versions = provenance.package_versions(REQUIREMENTS)
+    return {"python": [f"{pkg}=={versions[pkg]}" for pkg in REQUIREMENTS if versions[pkg] is not None]}
 
 
 def write_submission(task, out_dir: str | os.PathLike, info: dict[str, Any]) -> dict[str, Path]:
@@ -363,13 +354,7 @@ def write_submission(task, out_dir: str | os.PathLike, info: dict[str, Any]) -> 
     {authors, algorithm, algorithm_long, bibtex_refs, notes}; ``requirements`` defaults to the
     installed versions of the packages that matter.
     """
-    import gzip
-    import shutil
-    import tempfile
-
     from matbench.bench import MatbenchBenchmark
-
-    from zoo.core.io import atomic_path, write_json
 
     missing = [k for k in INFO_FIELDS if k != "requirements" and k not in info]
     if missing:

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from zoo.symmetry import point_group_ops, symmetrize_batch, symmetry_violation
+from zoo.symmetry import point_group_ops, rotate_tensor, symmetry_violation
 from zoo.symmetry.neumann import group_by_ops, neumann_operator, ops_key
 
 from zoo import tensors as _tensors
@@ -252,8 +252,6 @@ def align_to_point_group(T: Any, ops: np.ndarray, rotations: np.ndarray | None =
     sign-flipped copy, nor an mm2 tensor from its a <-> b swap, so ambiguous crystals need the data's
     own frame convention (or should be left out).
     """
-    from zoo.symmetry import rotate_tensor
-
     T = np.asarray(T, dtype=np.float64)
     rotations = frame_candidates() if rotations is None else np.asarray(rotations, dtype=np.float64)
     norm = np.linalg.norm(T)

@@ -13,7 +13,9 @@ from tests.helpers import SHARED_DATA
 
 from zoo.symmetry import cartesian_point_group
 from zoo.tasks.datasets import frames as F
+from zoo.tasks.datasets import jarvis as J
 from zoo.tasks.datasets import loaders as L
+from zoo.tasks.datasets import sources as D
 from zoo.tasks.datasets import splits as S
 
 DATA = SHARED_DATA
@@ -93,7 +95,7 @@ def _write_jarvis(tmp_path: Path, voigt_order: str = "vasp") -> tuple[Path, list
         V = _elastic_voigt(kind, scale=1.0 + 0.05 * k)
         if voigt_order == "vasp":
             vasp = np.zeros((6, 6))
-            p = list(L.VASP_TO_VOIGT)
+            p = list(J.VASP_TO_VOIGT)
             vasp[np.ix_(p, p)] = V  # standard[I] = vasp[p[I]]
             V = vasp
         eps = {"cubic": (5.0, 5.0, 5.0), "tetragonal": (6.0, 6.0, 7.5), "hexagonal": (4.0, 4.0, 4.4)}[kind]
@@ -139,9 +141,9 @@ def test_matten_without_source_and_jarvis_without_tools(tmp_path):
         import jarvis  # noqa: F401
     except ImportError:
         with pytest.raises(L.DataNotFoundError, match="jarvis-tools"):
-            L.load_jarvis_dft_3d()
+            J.load_jarvis_dft_3d()
     with pytest.raises(L.DataNotFoundError, match="jdft_3d"):
-        L.load_jarvis_dft_3d(data_dir=tmp_path)
+        J.load_jarvis_dft_3d(data_dir=tmp_path)
 
 
 def test_local_matminer_file_with_wrong_hash_is_refused(tmp_path):
@@ -267,7 +269,7 @@ def test_symmetry_defect_grows_with_distortion():
 def test_piezo_frames_known_rows_and_reproducible():
     df = L.load_mp_piezoelectric(data_dir=PIEZO, fix_frames=False, progress=False)
     ids = ["mp-22925", "mp-578", "mp-22895", "mp-9732", "mp-12902", "mp-760402", "mp-10161"]
-    info = L.DATASETS["mp_piezoelectric"]
+    info = D.DATASETS["mp_piezoelectric"]
     run = [F.fix_frames(df.loc[ids], "piezoelectric_tensor", tol=info.frame_tol, prior=info.frame_prior,
                         progress=False) for _ in range(2)]
     st = run[0]["frame_status"].to_dict()
@@ -309,7 +311,7 @@ def test_frame_counts_full_data(name):
 # --------------------------------------------------------------------------------------------- splits
 @pytest.mark.parametrize("name", sorted(S.COMMITTED))
 def test_committed_split_reproducible_and_disjoint(name):
-    from zoo.tasks.base import check_split
+    from zoo.tasks.folds import check_split
 
     d = S.read_dataset_splits(name)
     ids = S.split_ids(d)
@@ -336,7 +338,7 @@ def test_committed_split_covers_the_loaded_ids(name):
 
 
 def test_restricted_and_on_the_fly_splits(tmp_path):
-    from zoo.tasks.base import check_split
+    from zoo.tasks.folds import check_split
 
     ids = [f"id-{i}" for i in range(57)]
     sub = ids[::2] + ids[1:9]
@@ -370,7 +372,7 @@ def test_tasks_registered_with_versions():
     for n in TASK_NAMES:
         assert n in names
         spec = tasks.spec(n)
-        assert spec.version and spec.extra["dataset"] in L.DATASETS
+        assert spec.version and spec.extra["dataset"] in D.DATASETS
     assert tasks.spec("mp_piezoelectric").target.formula == "ijk=ikj"
     assert tasks.spec("mp_piezoelectric").target.shape == (3, 3, 3)
     assert tasks.spec("mp_elastic").target.formula == "ijkl=jikl=klij"
@@ -425,7 +427,7 @@ def test_jarvis_offline_task_and_voigt_order(tmp_path):
     from zoo import tasks
 
     path, recs = _write_jarvis(tmp_path)
-    df = L.load_jarvis(path=path, progress=False)
+    df = J.load_jarvis(path=path, progress=False)
     assert len(df) == 13 and df.loc["JVASP-1005", "elastic_tensor"] is None  # "na"
     # VASP order (xx, yy, zz, xy, yz, zx) read correctly: hexagonal C_xyxy = C66 = (C11 - C12) / 2 = 45 GPa
     # and C_yzyz = C44 = 20 GPa, both x 1.1 for this row
@@ -436,7 +438,7 @@ def test_jarvis_offline_task_and_voigt_order(tmp_path):
     assert df.loc[[f"JVASP-{1000 + k}" for k in range(12)], "dielectric_diagonal_by_symmetry"].all()
     np.testing.assert_allclose(np.diag(df.at["JVASP-1001", "dielectric_optb88vdw"]), [6.01, 6.01, 7.51])
     # misreading the order breaks the symmetry: the frame check catches it on tetragonal and hexagonal
-    wrong = L.load_jarvis(path=path, progress=False, voigt_order="standard")
+    wrong = J.load_jarvis(path=path, progress=False, voigt_order="standard")
     bad = wrong["elastic_tensor_frame_status"] == "inconsistent"
     assert set(wrong.index[bad]) == {f"JVASP-{1000 + k}" for k in range(12) if k % 3 and k != 5}
     t = tasks.get("jarvis_elastic", path=path, progress=False)

@@ -1,8 +1,9 @@
 """Real tensor data sets (Materials Project via matminer, MatTen, JARVIS-DFT) and their benchmark tasks.
 
 - :mod:`zoo.tasks.datasets.loaders`: ``load_mp_dielectric``, ``load_mp_piezoelectric``, ``load_mp_elastic``,
-  ``load_mp_elastic_matten``, ``load_jarvis`` (online through matminer / jarvis-tools, offline with
-  ``data_dir=`` or ``MATMINER_DATA`` / ``JARVIS_DATA``).
+  ``load_mp_elastic_matten`` and ``load(name)`` (online through matminer, offline with ``data_dir=`` or
+  ``MATMINER_DATA``); :mod:`zoo.tasks.datasets.jarvis`: ``load_jarvis`` (jarvis-tools, or ``JARVIS_DATA``);
+  :mod:`zoo.tasks.datasets.sources`: what each data set is (``DATASETS``) and how its file is found.
 - :mod:`zoo.tasks.datasets.frames`: ``check_frames`` / ``fix_frames``: is each tensor in its structure's
   Cartesian frame, and the rotation that puts it there (IEEE frame -> structure frame).
 - :mod:`zoo.tasks.datasets.splits`: the committed seeded 80/10/10 and 5-fold splits (ids).
@@ -39,11 +40,13 @@ import numpy as np
 import pandas as pd
 
 from zoo.tasks import register
+from zoo.tasks.base import ArrayTask
 from zoo.tasks.spec import TargetSpec, TaskSpec
 
-from . import frames, loaders, splits
+from . import frames, jarvis, loaders, sources, splits
 from .frames import check_frames, fix_frames
-from .loaders import DATASETS, DataNotFoundError, load
+from .loaders import load
+from .sources import DATASETS, DataNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ DEFAULT_KEEP_FRAMES = (frames.STATUS_AS_IS, frames.STATUS_IEEE)
 @dataclasses.dataclass(frozen=True)
 class _TaskDef:
     spec: TaskSpec
-    dataset: str  # key of loaders.DATASETS (and of the split file)
+    dataset: str  # key of sources.DATASETS (and of the split file)
     column: str  # column of the loaded frame that holds the target
     split_name: str  # split file stem
     loader_kwargs: tuple = ()  # fixed loader kwargs
@@ -155,8 +158,6 @@ def make_task(
     ``splits.SPLIT_SEED``); ``keep_frames``: frame statuses admitted (``frames.STATUSES``); other kwargs go to
     the loader (e.g. ``check_hash=False``, ``voigt_order="standard"`` for JARVIS).
     """
-    from zoo.tasks.base import ArrayTask
-
     tdef = TASKS[name]
     if split not in splits.KINDS:
         raise ValueError(f"split must be one of {splits.KINDS}, got {split!r}")
@@ -212,5 +213,5 @@ for _name, _tdef in TASKS.items():
 
 __all__ = [
     "DATASETS", "DEFAULT_KEEP_FRAMES", "DataNotFoundError", "TASKS", "VERSION", "check_frames", "clear_cache",
-    "fix_frames", "frames", "load", "loaders", "make_task", "splits", "task_rows",
+    "fix_frames", "frames", "jarvis", "load", "loaders", "make_task", "sources", "splits", "task_rows",
 ]

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 # Symmetry tolerance (Angstrom) for the point group of a structure. 0.1 Å reproduces the space-group
 # numbers that Materials Project recorded with its data: 100 % of the 1056 dielectric rows and 99.7 %
 # of the 941 piezoelectric rows, against 97.7 % / 95.0 % at 0.01 Å and 95.8 % / 89.3 % at 0.001 Å
-# (measured by scripts/analyse_frames.py; README.md of this package). The tensors were symmetrised by
+# (measured by zoo.reports.frames; README.md of this package). The tensors were symmetrised by
 # MP with that symmetry, so that is the group they must obey.
 SYMPREC = 0.1
 

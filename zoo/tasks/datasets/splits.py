@@ -1,7 +1,7 @@
 """Seeded, committed splits of the tensor data sets: one 80/10/10 hold-out split and one 5-fold split each.
 
 A split is made over ALL ids of a data set (sorted, so the row order of a file does not matter) with
-:func:`zoo.tasks.base.make_split` (``np.random.RandomState(seed)``), and written to
+:func:`zoo.tasks.folds.make_split` (``np.random.RandomState(seed)``), and written to
 ``zoo/tasks/datasets/splits/<dataset>_v<version>.json``::
 
     {"format": 1,
@@ -21,8 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from zoo.core.io import write_text
+from zoo.tasks.folds import make_split
+
+from .loaders import load
+from .sources import dataset_info
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +47,7 @@ def make_dataset_splits(
     n_folds: int = N_FOLDS,
     val_fraction: float = VAL_FRACTION,
 ) -> dict[str, dict[str, dict[str, list[str]]]]:
-    """``{"holdout": folds, "kfold": folds}`` over the sorted ``ids`` (see :func:`zoo.tasks.base.make_split`)."""
-    from zoo.tasks.base import make_split
-
+    """``{"holdout": folds, "kfold": folds}`` over the sorted ``ids`` (see :func:`zoo.tasks.folds.make_split`)."""
     ids = sorted(str(i) for i in ids)
     return {
         "holdout": make_split(ids, kind="holdout", seed=seed, val_fraction=val_fraction),
@@ -53,8 +58,6 @@ def make_dataset_splits(
 def split_path(dataset: str, version: str | None = None) -> Path:
     """``zoo/tasks/datasets/splits/<dataset>_v<version>.json`` (version: the data set's, by default)."""
     if version is None:
-        from .loaders import dataset_info
-
         version = dataset_info(_base_dataset(dataset)).version
     return SPLITS_DIR / f"{dataset}_v{version}.json"
 
@@ -72,16 +75,12 @@ def write_dataset_splits(
     source: str = "",
 ) -> Path:
     """Make the splits of ``dataset`` over ``ids`` and write them (atomically) as compact JSON."""
-    from zoo.core.io import write_text
-
-    from .loaders import dataset_info
-
     ids = sorted({str(i) for i in ids})
     version = dataset_info(_base_dataset(dataset)).version
     splits = make_dataset_splits(ids, seed=seed)
     meta = {"dataset": dataset, "version": version, "seed": seed, "n": len(ids), "n_folds": N_FOLDS,
             "val_fraction": VAL_FRACTION, "source": source,
-            "made_by": "zoo.tasks.datasets.splits.make_dataset_splits (tasks.base.make_split over sorted ids)"}
+            "made_by": "zoo.tasks.datasets.splits.make_dataset_splits (zoo.tasks.folds.make_split over sorted ids)"}
     path = Path(path) if path is not None else split_path(dataset, version)
     # One list per line: small files, readable diffs.
     lines = ["{", f' "format": {FORMAT},', f' "meta": {json.dumps(meta)},']
@@ -185,8 +184,6 @@ COMMITTED = {
 
 def write_committed(data_dir: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:
     """(Re)write the committed split files from the data in ``data_dir`` (e.g. ``../shared/data``)."""
-    from .loaders import dataset_info, load
-
     out = []
     for name in names or COMMITTED:
         dataset, kwargs = COMMITTED[name]
@@ -196,9 +193,7 @@ def write_committed(data_dir: str | os.PathLike, names: Iterable[str] | None = N
     return out
 
 
-if __name__ == "__main__":  # python -m tasks.datasets.splits ../shared/data
-    import sys
-
+if __name__ == "__main__":  # python -m zoo.tasks.datasets.splits ../shared/data
     logging.basicConfig(level=logging.INFO)
     for p in write_committed(sys.argv[1] if len(sys.argv) > 1 else "../shared/data"):
         print(p)

@@ -17,11 +17,12 @@ Bump ``VERSION`` (and ``dataset.DATASET_VERSION``) whenever a change can move a 
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .. import register
 from ..spec import TargetSpec, TaskSpec
-from .dataset import DATASET_VERSION
+from .dataset import DATASET_VERSION, build_task
 
 VERSION = f"embedded-1.data{DATASET_VERSION}"
 DEFAULT_TASK = "embedded_dielectric_iso"
@@ -31,36 +32,20 @@ TENSOR_METRICS = ("mae", "fnorm", "ewt25", "ewt10", "ewt5", "sym_violation_mean"
 SOURCE = ("crystal-zoo embedded data: crystals from zoo/tasks/embedded/generator.py labelled by "
           "tasks/embedded/dielectric.py (and elastic.py)")
 
-DIELECTRIC = TaskSpec(
-    name="embedded_dielectric",
-    version=VERSION,
-    target=TargetSpec(name="dielectric", kind="tensor", unit="", rank=2, formula="ij=ji"),
-    metrics=TENSOR_METRICS,
-    n_folds=5,
-    split="kfold",
-    source=SOURCE,
-    extra={"unit_note": "relative permittivity (dimensionless)"},
-)
-DIELECTRIC_ISO = TaskSpec(
-    name="embedded_dielectric_iso",
-    version=VERSION,
-    target=TargetSpec(name="eps_iso", kind="scalar", unit=""),
-    metrics=("mae", "rmse", "mape", "max_error"),
-    n_folds=5,
-    split="kfold",
-    source=SOURCE,
-    extra={"unit_note": "isotropic relative permittivity Tr(eps)/3 (dimensionless)"},
-)
-ELASTIC = TaskSpec(
-    name="embedded_elastic",
-    version=VERSION,
-    target=TargetSpec(name="elastic", kind="tensor", unit="GPa", rank=4, formula="ijkl=jikl=klij"),
-    metrics=TENSOR_METRICS,
-    n_folds=5,
-    split="kfold",
-    source=SOURCE,
-    extra={"unit_note": "elastic stiffness C_ijkl in GPa (full Cartesian, not Voigt)"},
-)
+
+def _spec(name: str, target: TargetSpec, metrics: tuple[str, ...], unit_note: str) -> TaskSpec:
+    """The embedded tasks differ only in their target: all are 5-fold k-fold tasks on the same data."""
+    return TaskSpec(name=name, version=VERSION, target=target, metrics=metrics, n_folds=5, split="kfold",
+                    source=SOURCE, extra={"unit_note": unit_note})
+
+
+DIELECTRIC = _spec("embedded_dielectric", TargetSpec(name="dielectric", kind="tensor", unit="", rank=2, formula="ij=ji"),
+                   TENSOR_METRICS, "relative permittivity (dimensionless)")
+DIELECTRIC_ISO = _spec("embedded_dielectric_iso", TargetSpec(name="eps_iso", kind="scalar", unit=""),
+                       ("mae", "rmse", "mape", "max_error"), "isotropic relative permittivity Tr(eps)/3 (dimensionless)")
+ELASTIC = _spec("embedded_elastic",
+                TargetSpec(name="elastic", kind="tensor", unit="GPa", rank=4, formula="ijkl=jikl=klij"),
+                TENSOR_METRICS, "elastic stiffness C_ijkl in GPa (full Cartesian, not Voigt)")
 
 
 def make_task(
@@ -75,16 +60,12 @@ def make_task(
     score_symmetry: bool = True,
 ):
     """An ArrayTask over the embedded data set; its data are built on first use."""
-    from .dataset import build_task
-
     config = {"n_crystals": n_crystals, "seed": seed, "split_seed": seed if split_seed is None else split_seed,
               "dataset_version": DATASET_VERSION, "score_symmetry": score_symmetry}
     return build_task(spec, n_crystals, seed, progress, cache, workers, cache_directory, split_seed, config)
 
 
 def _factory(spec: TaskSpec):
-    import inspect
-
     allowed = [k for k in inspect.signature(make_task).parameters if k != "spec"]
 
     def build(**kwargs):

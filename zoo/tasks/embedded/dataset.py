@@ -7,8 +7,8 @@ the Born elastic tensor (``elastic.born_elastic_tensor``, GPa).
 - ``structure``: pymatgen Structure
 - ``dielectric``: (3, 3) relative permittivity tensor (dimensionless), full Cartesian, structure frame
 - ``eps_iso``: trace/3 of ``dielectric`` (isotropic relative permittivity)
-- ``elastic``: (3, 3, 3, 3) elastic stiffness in GPa (only when elastic.py exists; NaN-filled for a
-  crystal whose elastic tensor could not be computed, so the elastic task drops it with a warning)
+- ``elastic``: (3, 3, 3, 3) elastic stiffness in GPa (NaN-filled for a crystal whose elastic tensor
+  could not be computed, so the elastic task drops it with a warning)
 - ``spacegroup`` (int), ``point_group`` (Hermann-Mauguin str), ``crystal_system`` (str)
 
 ``n`` is the number of GENERATED candidates: a candidate whose dielectric model hits the polarization
@@ -19,7 +19,8 @@ infinite or negative) is rejected, so the frame has ``n - n_rejected`` rows. ``d
 Deterministic: the same (n, seed) gives the same rows, in the generator's order, whether labelled in
 one process or two. Cached as gzip JSON (no pickle) in ``$ZOO_CACHE/tasks`` (default
 ``~/.cache/crystal-zoo/tasks``), keyed by (n, seed, DATASET_VERSION and the VERSION of the physics
-modules when they define one). Bump ``DATASET_VERSION`` when a change here can change a label.
+modules: ``VERSION`` where a module defines one, "0" otherwise). Bump ``DATASET_VERSION`` when a change
+here can change a label.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ import pandas as pd
 
 from zoo.core.io import atomic_path
 from zoo.core.paths import cache_root
+
+from ..base import ArrayTask
+from . import dielectric, elastic, generator
 
 logger = logging.getLogger(__name__)
 
@@ -55,26 +59,17 @@ def cache_dir() -> Path:
     return cache_root() / "tasks"
 
 
-def _module_version(modname: str) -> str | None:
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec(modname) is None:
-        return None
-    return str(getattr(importlib.import_module(modname), "VERSION", "0"))
+def _module_version(module) -> str:
+    return str(getattr(module, "VERSION", "0"))
 
 
 def _physics() -> dict[str, Any]:
-    """The physics functions (written in generator.py, dielectric.py, elastic.py), imported lazily."""
-    from .dielectric import PolarizationCatastrophe, dielectric_tensor
-    from .elastic import born_elastic_tensor
-    from .generator import generate_crystals
-
+    """The generator and the labelling physics (a function, so that a test can put fakes in their place)."""
     return {
-        "generate_crystals": generate_crystals,
-        "dielectric_tensor": dielectric_tensor,
-        "PolarizationCatastrophe": PolarizationCatastrophe,
-        "born_elastic_tensor": born_elastic_tensor,
+        "generate_crystals": generator.generate_crystals,
+        "dielectric_tensor": dielectric.dielectric_tensor,
+        "PolarizationCatastrophe": dielectric.PolarizationCatastrophe,
+        "born_elastic_tensor": elastic.born_elastic_tensor,
     }
 
 
@@ -84,9 +79,9 @@ def dataset_key(n: int, seed: int) -> dict[str, Any]:
         "n": int(n),
         "seed": int(seed),
         "dataset_version": DATASET_VERSION,
-        "generator_version": _module_version("zoo.tasks.embedded.generator"),
-        "dielectric_version": _module_version("zoo.tasks.embedded.dielectric"),
-        "elastic_version": _module_version("zoo.tasks.embedded.elastic"),
+        "generator_version": _module_version(generator),
+        "dielectric_version": _module_version(dielectric),
+        "elastic_version": _module_version(elastic),
     }
 
 
@@ -301,8 +296,6 @@ def build_task(spec, n: int, seed: int, progress: bool, cache: bool, workers: in
                config: dict[str, Any] | None = None):
     """An ArrayTask of ``spec`` over the (n, seed) data set, built on first use. Its seed-derived split
     (split seed = data seed unless given) is written as JSON next to the cached data and reused."""
-    from ..base import ArrayTask
-
     s = seed if split_seed is None else split_seed
     split_file = split_path(n, seed, spec.name, s, cache_directory) if cache else None
     return ArrayTask.from_builder(

@@ -61,6 +61,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from zoo.graphs import to_structure
+
 EV_PER_A3_TO_GPA = 160.21766208
 KCAL_PER_MOL_TO_EV = 4.184 / 96.48533212  # 1 kcal/mol in eV (4.184 kJ/mol; F = 96.485 kJ/mol/eV)
 MIN_DISTANCE = 0.5  # Å: closer pairs mean overlapping atoms, not a crystal
@@ -220,8 +222,6 @@ def element_parameters(numbers: np.ndarray, params: str | Mapping[Any, tuple[flo
             by_z[z] = (rm, eps)
         missing = [z for z in zs if z not in by_z]
         if missing:
-            from pymatgen.core import Element
-
             raise ValueError(f"params has no entry for {[Element.from_Z(z).symbol for z in missing]}")
         table = by_z
     rm = np.array([table[z][0] for z in numbers.tolist()])
@@ -259,10 +259,6 @@ def _phi(r: np.ndarray, rm: np.ndarray, eps: np.ndarray, potential: str, alpha_r
 def _as_structure(structure: Any):
     if hasattr(structure, "lattice") and hasattr(structure, "frac_coords"):
         return structure
-    try:
-        from zoo.graphs import to_structure
-    except ImportError:
-        raise TypeError(f"expected a pymatgen Structure, got {type(structure).__name__}") from None
     return to_structure(structure)
 
 

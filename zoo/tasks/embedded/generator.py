@@ -29,9 +29,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .dielectric import POLARIZABILITY
+from .dielectric import POLARIZABILITY, PolarizationCatastrophe, _lattice_points, dielectric_tensor
 
-__all__ = ["DEFAULT_ELEMENTS", "GeneratedCrystal", "POINT_GROUPS", "crystal_system_of", "generate_crystals"]
+__all__ = ["DEFAULT_ELEMENTS", "GeneratedCrystal", "crystal_system_of", "generate_crystals", "space_groups_by_point_group"]
 
 # Elements with a Schwerdtfeger-Nagle polarisability, without noble gases (no bonding) and H (r_cov
 # 0.31 Å makes nonsensical dense packings).
@@ -94,19 +94,14 @@ def _group(sg: int):
 
 
 @lru_cache(maxsize=None)
-def _point_groups() -> dict[str, tuple[int, ...]]:
+def space_groups_by_point_group() -> dict[str, tuple[int, ...]]:
+    """{point group (HM, as pyxtal writes it): space-group numbers}: what the generator draws from."""
     from pyxtal.symmetry import Group
 
     out: dict[str, list[int]] = {}
     for sg in range(1, 231):
         out.setdefault(Group(sg).point_group, []).append(sg)
     return {k: tuple(v) for k, v in out.items()}
-
-
-def __getattr__(name):  # lazy module attribute: POINT_GROUPS (needs pyxtal)
-    if name == "POINT_GROUPS":
-        return _point_groups()
-    raise AttributeError(name)
 
 
 @lru_cache(maxsize=None)
@@ -206,7 +201,7 @@ def _spglib_number(lattice, frac, numbers, symprec):
 
 def _one_crystal(rng, elements, max_atoms, packing, min_dist_factor, max_sites):
     """One attempt; returns (lattice, frac, species, sg, pg) or None when rejected."""
-    pgs = _point_groups()
+    pgs = space_groups_by_point_group()
     names = list(pgs)
     pg = names[rng.integers(len(names))]
     sgs = pgs[pg]
@@ -242,8 +237,6 @@ def _one_crystal(rng, elements, max_atoms, packing, min_dist_factor, max_sites):
 
     # Lattice vectors that can bring two atoms closer than the acceptance distance: wrapped differences
     # are at most half the sum of the cell edges long.
-    from .dielectric import _lattice_points
-
     reach = min_dist_factor * 2.0 * max(rad.values()) + 0.5 * float(np.linalg.norm(lat, axis=1).sum())
     R = _lattice_points(lat, reach)
     frac = np.zeros((0, 3))
@@ -316,18 +309,16 @@ def generate_crystals(
 
 
 def _benchmark(argv: list[str] | None = None) -> None:
-    """``python -m tasks.embedded.generator --n 1000 --seed 0``: timing + catastrophe share (run on an idle machine)."""
+    """``python -m zoo.tasks.embedded.generator --n 1000 --seed 0``: timing + catastrophe share (run on an idle machine)."""
     import argparse
     import time
-
-    from .dielectric import PolarizationCatastrophe, dielectric_tensor
 
     ap = argparse.ArgumentParser(description=_benchmark.__doc__)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-eigenvalue", type=float, default=0.05)
     args = ap.parse_args(argv)
-    _point_groups()  # pyxtal tables: one-off cost, not per crystal
+    space_groups_by_point_group()  # pyxtal tables: one-off cost, not per crystal
     t0 = time.perf_counter()
     crystals = generate_crystals(args.n, args.seed, progress=False)
     t1 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Score the floor baselines (``zoo.tasks.baselines``) on the tensor tasks: the numbers every model must beat.
+"""Floors of the tensor tasks: the scores of the baselines (``zoo.tasks.baselines``) every model must beat.
 
 For each task and each floor, the floor is fitted on every fold's train data (train + validation, as
 matbench) and scored on the fold's test data, on all 5 folds of the task's **k-fold split** (the
@@ -21,11 +21,12 @@ and a hash of the fold ids, data file, git commit, package versions, date) and `
 (a markdown table, one row per task x floor). Tasks already in ``floors.json`` that are not run again
 are kept (``--replace`` drops them).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/floors.py                       # all default tasks
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/floors.py --tasks mp_piezoelectric --data-dir ../shared/data
+    OMP_NUM_THREADS=1 zoo report floors                       # all default tasks
+    OMP_NUM_THREADS=1 zoo report floors --tasks mp_piezoelectric --data-dir ../shared/data
 
-The embedded tasks use their defaults (n_crystals=2000, seed 0); the first build labels the crystals
-(under a minute) and caches them in ``$ZOO_CACHE/tasks`` (default ``~/.cache/crystal-zoo/tasks``).
+(or ``python -m zoo.reports.floors ...``). The embedded tasks use their defaults (n_crystals=2000,
+seed 0); the first build labels the crystals (under a minute) and caches them in ``$ZOO_CACHE/tasks``
+(default ``~/.cache/crystal-zoo/tasks``).
 """
 from __future__ import annotations
 
@@ -35,17 +36,24 @@ import hashlib
 import json
 import logging
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from zoo import tasks
+from zoo.core import provenance
+from zoo.core.io import sha256_file, write_json, write_text
+from zoo.symmetry import point_group_ops
+from zoo.tasks import baselines
+from zoo.tasks.base import fold_distribution
+from zoo.tasks.datasets import sources
+from zoo.tasks.embedded.dataset import split_path
+from zoo.tasks.metrics import tensor_metrics
+
+from .common import RESULTS, ROOT, SHARED_DATA, ReportError, get_task, needs_data_dir, resolve_data_dir
 
 FORMAT = 1
 DEFAULT_TASKS = (
@@ -56,12 +64,13 @@ DEFAULT_TASKS = (
     "embedded_dielectric",
     "embedded_elastic",
 )
-DEFAULT_OUT = REPO / "results" / "floors"
-DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+DEFAULT_OUT = RESULTS / "floors"
 # Ridge strength on element fractions (fractions sum to 1, so alpha is per unit of squared fraction).
 ALPHA = 1e-4
+# The packages a floor depends on (pyxtal: the embedded generator's Wyckoff tables), recorded with it.
+PACKAGES = ("numpy", "scipy", "pandas", "pymatgen", "spglib", "pyxtal", "matminer")
 
-# name -> (baseline class name in tasks.baselines, kwargs, one-line description)
+# name -> (baseline class name in zoo.tasks.baselines, kwargs, one-line description)
 FLOORS: dict[str, tuple[str, dict[str, Any], str]] = {
     "mean": ("MeanBaseline", {"mode": "point_group"},
              "training mean, Neumann-averaged over each test crystal's point group"),
@@ -72,45 +81,14 @@ FLOORS: dict[str, tuple[str, dict[str, Any], str]] = {
     "element_linear_nosym": ("ElementLinearBaseline", {"alpha": ALPHA, "features": "fraction", "symmetrize": False},
                              "ridge on element fractions per Cartesian component, not symmetrised"),
 }
-# Scores shown in the README table (keys of tasks.metrics.tensor_metrics).
+# Scores shown in the README table (keys of zoo.tasks.metrics.tensor_metrics).
 TABLE_METRICS = ("mae", "fnorm", "ewt25", "ewt10", "ewt5", "sym_violation_mean")
 PERCENT = ("ewt25", "ewt10", "ewt5")
 
-logger = logging.getLogger("floors")
-
-
-class FloorsError(RuntimeError):
-    """A problem with the script's inputs (message says what and how to fix it)."""
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------- provenance
-def git_info(repo: Path = REPO) -> dict[str, Any]:
-    def run(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    # "dirty": tracked files differ from the commit (untracked files, e.g. other work in progress, do not
-    # count); script_sha256 in each entry pins this script's own text either way.
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "pandas", "pymatgen", "spglib", "pyxtal", "matminer"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def fold_ids_digest(task) -> str:
     """sha256 of the sorted test ids of every fold: two runs with equal digests used the same split."""
     folds = {key: sorted(task.get_test_ids(k)) for k, key in zip(task.folds, task.folds_keys)}
@@ -125,13 +103,11 @@ def split_reference(task) -> dict[str, Any]:
     if task.config.get("split_file"):  # real data sets: a committed file, restricted to the task's rows
         ref["file"] = f"zoo/tasks/datasets/splits/{task.config['split_file']}"
         ref["committed"] = True
-    elif "n_crystals" in task.config:  # embedded: made by tasks.base.make_split, cached next to the data
-        from zoo.tasks.embedded.dataset import split_path
-
+    elif "n_crystals" in task.config:  # embedded: made by zoo.tasks.folds.make_split, cached next to the data
         name = split_path(task.config["n_crystals"], task.config["seed"], spec.name, task.config["split_seed"]).name
         ref["file"] = f"$ZOO_CACHE/tasks/{name}"
         ref["committed"] = False
-        ref["note"] = ("not committed: remade identically by tasks.base.make_split(seed) from the data set's "
+        ref["note"] = ("not committed: remade identically by zoo.tasks.folds.make_split(seed) from the data set's "
                        "ids; compare fold_ids_sha256")
     else:
         ref["file"] = None
@@ -140,16 +116,12 @@ def split_reference(task) -> dict[str, Any]:
 
 def data_reference(task, data_dir: Path | None) -> dict[str, Any]:
     """Which data file fed the task (name + sha256), found exactly as the loaders find it."""
-    from zoo.core.io import sha256_file
-
     ref: dict[str, Any] = {"dataset": task.config.get("dataset") or task.spec.extra.get("dataset")}
     if data_dir is not None and needs_data_dir(task.spec.name):
-        from zoo.tasks.datasets import loaders
-
-        info = loaders.DATASETS[ref["dataset"]]
-        src = loaders.find_file(info.files, data_dir, "--data-dir", info)
+        info = sources.DATASETS[ref["dataset"]]
+        src = sources.find_file(info.files, data_dir, "--data-dir", info)
         # relative to the repository when possible (../shared/data), so the record is machine-independent
-        ref.update({"data_dir": os.path.relpath(data_dir, REPO), "source_file": str(src.relative_to(data_dir)),
+        ref.update({"data_dir": os.path.relpath(data_dir, ROOT), "source_file": str(src.relative_to(data_dir)),
                     "source_sha256": sha256_file(src), "dataset_version": info.version})
     if "n_crystals" in task.config:
         ref.update({"generated": True, "n_candidates": task.config["n_crystals"], "seed": task.config["seed"],
@@ -159,59 +131,26 @@ def data_reference(task, data_dir: Path | None) -> dict[str, Any]:
     return ref
 
 
-# --------------------------------------------------------------------------------------------- tasks
-def needs_data_dir(name: str) -> bool:
-    """Real-data tasks (tasks.datasets) read files; the embedded ones are generated offline."""
-    from zoo.tasks.datasets import TASKS
-
-    return name in TASKS
-
-
-def resolve_data_dir(arg: str | None, task_names: Sequence[str]) -> Path | None:
-    """The folder with the real data: ``--data-dir``, else ../shared/data next to the repository. Only
-    needed when a real-data task is asked for; a clear error names what to pass otherwise."""
-    real = [t for t in task_names if needs_data_dir(t)]
-    if arg is not None:
-        path = Path(arg).expanduser().resolve()
-        if not path.is_dir():
-            raise FloorsError(f"--data-dir {arg!r} is not a folder; pass the folder with the matminer / MatTen "
-                              f"files (e.g. ../shared/data, see zoo/tasks/datasets/README.md)")
-        return path
-    if DEFAULT_DATA_DIR.is_dir():
-        return DEFAULT_DATA_DIR
-    if real:
-        raise FloorsError(f"tasks {real} need the real data sets, but no --data-dir was given and the default "
-                          f"{DEFAULT_DATA_DIR} does not exist; pass --data-dir FOLDER (the folder with "
-                          f"dielectric_constant.json.gz etc., see zoo/tasks/datasets/README.md) or run only the "
-                          f"embedded tasks (--tasks embedded_dielectric,embedded_elastic)")
-    return None
-
-
+# --------------------------------------------------------------------------------------------- scoring
 def build_task(name: str, data_dir: Path | None, n_crystals: int | None, seed: int | None, progress: bool):
-    from zoo import tasks
-
+    """The loaded task ``name``; the embedded tasks take ``n_crystals`` / ``seed`` (None: their defaults)."""
     spec = tasks.spec(name)
     if spec.target.kind != "tensor":
-        raise FloorsError(f"task {name} has a {spec.target.kind} target; this script scores tensor floors only")
+        raise ReportError(f"task {name} has a {spec.target.kind} target; this report scores tensor floors only")
     if spec.split != "kfold":
-        raise FloorsError(f"task {name} has a {spec.split!r} split; floors are reported on the 5-fold split")
+        raise ReportError(f"task {name} has a {spec.split!r} split; floors are reported on the 5-fold split")
     kwargs: dict[str, Any] = {"progress": progress}
-    if name.startswith("embedded_"):
+    if not needs_data_dir(name):
         if n_crystals is not None:
             kwargs["n_crystals"] = n_crystals
         if seed is not None:
             kwargs["seed"] = seed
-    else:
-        kwargs["data_dir"] = data_dir
-    task = tasks.get(name, **kwargs)
+    task = get_task(name, data_dir, **kwargs)
     task.load()
     return task
 
 
-# --------------------------------------------------------------------------------------------- scoring
 def make_floor(name: str):
-    from zoo.tasks import baselines
-
     cls_name, kwargs, _ = FLOORS[name]
     return getattr(baselines, cls_name)(**kwargs)
 
@@ -224,12 +163,6 @@ def _numeric(d: dict[str, Any]) -> dict[str, float]:
 
 def score_task(task, floors: Sequence[str], progress: bool = True) -> dict[str, Any]:
     """Fit and score every floor on every fold of a loaded task -> {floor: {"per_fold", "summary"}}."""
-    from tqdm.auto import tqdm
-
-    from zoo.tasks.base import fold_distribution
-    from zoo.symmetry import point_group_ops
-    from zoo.tasks.metrics import tensor_metrics
-
     target = task.spec.target
     ids_all = list(task.df.index)
     # Point groups once per crystal: they serve the symmetrised floors and the symmetry scores.
@@ -261,8 +194,6 @@ def score_task(task, floors: Sequence[str], progress: bool = True) -> dict[str, 
 def run_task(name: str, floors: Sequence[str], data_dir: Path | None, n_crystals: int | None = None,
              seed: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Everything floors.json holds for one task."""
-    from zoo.core.io import sha256_file
-
     task = build_task(name, data_dir, n_crystals, seed, progress)
     t = task.spec.target
     truth = task.targets_array(list(task.df.index))
@@ -280,9 +211,11 @@ def run_task(name: str, floors: Sequence[str], data_dir: Path | None, n_crystals
         "data": data_reference(task, data_dir),
         "config": {k: v for k, v in task.config.items() if isinstance(v, (str, int, float, bool, list, type(None)))},
         "floors": score_task(task, floors, progress),
-        "git": git_info(),
+        # git_info's "dirty" counts tracked files only (others' untracked work does not); the hash of this
+        # module's text pins the code that made the numbers either way (the key keeps its format-1 name).
+        "git": provenance.git_info(),
         "script_sha256": sha256_file(Path(__file__)),
-        "packages": package_versions(),
+        "packages": provenance.package_versions(PACKAGES),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -331,7 +264,8 @@ def readme(results: dict[str, Any]) -> str:
     scale = "\n".join(_task_row(n, e) for n, e in tasks_.items())
     return f"""# Floors: the scores every model must beat
 
-Generated by `scripts/floors.py` (do not edit by hand; numbers and provenance in `floors.json`).
+Generated by `zoo report floors` (`zoo/reports/floors.py`; do not edit by hand; numbers and provenance in
+`floors.json`).
 
 Every floor is fitted on each fold's train data (train + validation) and scored on the fold's test
 data, on all **5 folds of the k-fold split** of each task; cells are **mean ± std over the 5 folds**
@@ -360,7 +294,7 @@ reference tensors themselves):
 |---|---|---|---|---|---|---|---|---|---|
 {scale}
 
-Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python scripts/floors.py --data-dir ../shared/data`
+Reproduce: `OMP_NUM_THREADS=1 .venv/bin/zoo report floors --data-dir ../shared/data`
 """
 
 
@@ -380,8 +314,6 @@ def load_existing(path: Path) -> dict[str, Any] | None:
 
 def write_outputs(entries: Sequence[dict[str, Any]], out_dir: Path, replace: bool = False) -> dict[str, Any]:
     """Merge ``entries`` into ``out_dir/floors.json`` (or replace it) and rewrite README.md; atomic."""
-    from zoo.core.io import write_json, write_text
-
     out_dir = Path(out_dir)
     old = None if replace else load_existing(out_dir / "floors.json")
     merged = dict(old["tasks"]) if old else {}
@@ -415,7 +347,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help=f"task names (comma or space separated); default: {' '.join(DEFAULT_TASKS)}")
     p.add_argument("--floors", nargs="+", default=None, help=f"floors to run; default all: {' '.join(FLOORS)}")
     p.add_argument("--data-dir", default=None,
-                   help=f"folder with the real data files (default {DEFAULT_DATA_DIR} when present)")
+                   help=f"folder with the real data files (default: $MATMINER_DATA, else {SHARED_DATA} when present)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (floors.json, README.md)")
     p.add_argument("--n-crystals", type=int, default=None,
                    help="embedded tasks only: number of generated candidates (default: the task's, 2000)")
@@ -425,19 +357,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from zoo import tasks
-
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score the floors the arguments ask for, write floors.json and README.md; returns floors.json's
+    content. Raises ReportError on unknown tasks or floors and on missing data."""
     args = parse_args(argv)
     names = _split_list(args.tasks) or list(DEFAULT_TASKS)
     floors = _split_list(args.floors) or list(FLOORS)
     known = tasks.list()
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise FloorsError(f"unknown task(s) {unknown}; available: {known}")
+        raise ReportError(f"unknown task(s) {unknown}; available: {known}")
     bad = [f for f in floors if f not in FLOORS]
     if bad:
-        raise FloorsError(f"unknown floor(s) {bad}; choose from {list(FLOORS)}")
+        raise ReportError(f"unknown floor(s) {bad}; choose from {list(FLOORS)}")
     data_dir = resolve_data_dir(args.data_dir, names)
     entries = []
     for name in names:
@@ -449,9 +381,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run(argv)
+    except ReportError as exc:
+        print(f"zoo report floors: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main()
-    except FloorsError as exc:
-        sys.exit(f"floors.py: error: {exc}")
+    sys.exit(main())

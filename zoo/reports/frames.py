@@ -1,11 +1,13 @@
-"""Measure the frame consistency of the real tensor data sets (the numbers in zoo/tasks/datasets/README.md).
+"""Frame consistency of the real tensor data sets, measured (the numbers in zoo/tasks/datasets/README.md).
 
 For every row: the point group of the structure (spglib, several symprec), its symmetry defect, and the
 relative symmetry deviation of the tensor(s) as stored, after pymatgen's inverse IEEE rotation, and the
 best of the setting rotations; then the statuses that ``zoo.tasks.datasets.frames.fix_frames`` assigns with
 the data set's tolerance. Prints a summary and writes it as JSON with ``--out``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/analyse_frames.py --data ../shared/data --out frames.json
+    OMP_NUM_THREADS=1 zoo report frames --data ../shared/data --out frames.json
+
+(or ``python -m zoo.reports.frames ...``; ``--data`` defaults to ``$MATMINER_DATA``, else ../shared/data).
 
 Slow-ish (a few minutes for the ~2100 rows on one core): it runs spglib and pymatgen per row.
 """
@@ -15,20 +17,22 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
+import spglib
+from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from zoo.core import paths
+from zoo.core.io import write_json
+from zoo.symmetry import cartesian_point_group, rotate_tensor, symmetry_violation
+from zoo.tasks.datasets import frames as F
+from zoo.tasks.datasets import loaders, sources
+from zoo.tensors import default_formula, isotropic_part
 
-from zoo.tasks.datasets import frames as F  # noqa: E402
-from zoo.tasks.datasets import loaders as L  # noqa: E402
-from zoo.symmetry import cartesian_point_group, rotate_tensor, symmetry_violation  # noqa: E402
+from .common import SHARED_DATA
 
 
 def _spacegroup(structure, symprec):
-    import spglib
-
     ds = spglib.get_symmetry_dataset((structure.lattice.matrix, structure.frac_coords, structure.atomic_numbers),
                                      symprec=symprec)
     return None if ds is None else int(ds.number)
@@ -39,11 +43,7 @@ def _q(x, qs=(0.5, 0.9, 0.99, 1.0)):
     return {f"q{int(q * 1000) / 10:g}": float(np.quantile(x, q)) for q in qs} if len(x) else {}
 
 
-def analyse(name: str, df, info: L.DatasetInfo, progress: bool = True) -> dict:
-    from tqdm.auto import tqdm
-
-    from zoo.tensors import default_formula, isotropic_part
-
+def analyse(name: str, df, info: sources.DatasetInfo, progress: bool = True) -> dict:
     cols = list(info.tensor_columns)
     out: dict = {"dataset": name, "n": len(df), "columns": cols, "tol": info.frame_tol, "atol": info.frame_atol,
                  "prior": info.frame_prior, "symprec": F.SYMPREC}
@@ -105,25 +105,26 @@ def analyse(name: str, df, info: L.DatasetInfo, progress: bool = True) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="../shared/data", help="folder with the data sets (sub-folders allowed)")
+    ap.add_argument("--data", default=None, help="folder with the data sets (sub-folders allowed; default: "
+                    "$MATMINER_DATA, else ../shared/data next to the checkout)")
     ap.add_argument("--datasets", nargs="*", default=["mp_dielectric", "mp_piezoelectric", "mp_elastic_matten"])
     ap.add_argument("--out", default=None, help="write the summary as JSON here")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
+    data, _ = paths.resolve_data_dir(args.data)
+    data = data or SHARED_DATA
     summary = {}
     for name in args.datasets:
-        info = L.dataset_info(name)
+        info = sources.dataset_info(name)
         try:
-            df = L.load(name, data_dir=args.data, fix_frames=False, progress=not args.no_progress)
-        except L.DataNotFoundError as exc:
+            df = loaders.load(name, data_dir=data, fix_frames=False, progress=not args.no_progress)
+        except sources.DataNotFoundError as exc:
             print(f"{name}: skipped ({exc})", file=sys.stderr)
             continue
         summary[name] = analyse(name, df, info, progress=not args.no_progress)
         print(json.dumps(summary[name], indent=1))
     if args.out:
-        from zoo.core.io import write_json
-
         write_json(args.out, summary)
         print(f"wrote {args.out}")
     return 0

@@ -5,7 +5,6 @@ import gzip
 import json
 import logging
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest

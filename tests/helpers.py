@@ -6,6 +6,7 @@ learnable but not trivial; ``TINY`` shrinks the model (8 features, 1 convolution
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,17 @@ def toy_frame(n: int = 40, seed: int = 0, bad: int | None = None) -> pd.DataFram
 def toy_task(n: int = 40, seed: int = 0, bad: int | None = None, name: str = "toy_volume") -> ArrayTask:
     spec = TaskSpec(name=name, version="test-1", target=TargetSpec("volume_per_atom", kind="scalar", unit="Å^3/atom"), n_folds=5)
     return ArrayTask.from_dataframe(spec, toy_frame(n, seed, bad), seed=0)
+
+
+@contextlib.contextmanager
+def torch_default_dtype(dtype):
+    """torch's default dtype set for the block: e3nn builds its Wigner symbols and change-of-basis
+    constants in the default dtype, so a float64 model or table must be made under float64."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)

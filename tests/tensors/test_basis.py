@@ -2,28 +2,18 @@
 the same from e3nn and e3nn-jax, orthonormal, obeying the index symmetry, equivariant in e3nn's convention."""
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import pytest
 
+from tests.helpers import torch_default_dtype
 from zoo import tensors as zt
 from zoo.symmetry import rotate_tensor
 
 torch = pytest.importorskip("torch")
 ej = pytest.importorskip("e3nn_jax")
 from e3nn import o3  # noqa: E402
-
-
-@contextlib.contextmanager
-def torch_default_dtype(dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def rel_err(a, b) -> float:

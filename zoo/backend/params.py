@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from zoo.core.weights import WeightsError
+from zoo.core.weights import WeightsError, check_state_matches
 
 _LIST_ITEM = re.compile(r"^(.*)_(\d+)$")
 
@@ -83,19 +83,7 @@ def flax_from_torch(state: Mapping[str, Any], like: Mapping[str, Any], what: str
     for collection, tree in like.items():
         for path, leaf in _leaves(tree):
             wanted[flax_path_to_torch_name(path)] = (collection, path, leaf)
-    missing = sorted(set(wanted) - set(state))
-    unexpected = sorted(set(state) - set(wanted))
-    wrong = sorted(k for k in set(wanted) & set(state) if tuple(np.shape(wanted[k][2])) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        lines = [f"{what} do not fit this model:"]
-        if missing:
-            lines.append(f"  missing: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-        if unexpected:
-            lines.append(f"  unexpected: {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
-        for k in wrong[:8]:
-            lines.append(f"  {k}: shape {tuple(state[k].shape)} but the model has {tuple(np.shape(wanted[k][2]))}")
-        lines.append("  Build the model from the config stored next to the weights.")
-        raise WeightsError("\n".join(lines))
+    check_state_matches({k: leaf for k, (_, _, leaf) in wanted.items()}, state, what=what)
     out: dict[str, Any] = {c: {} for c in like}
     for name, (collection, path, leaf) in wanted.items():
         node = out[collection]

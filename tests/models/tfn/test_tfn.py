@@ -8,7 +8,6 @@ unpadded one, so parity also proves that padding changes nothing.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from functools import lru_cache, partial
@@ -26,7 +25,7 @@ from e3nn import o3  # noqa: E402
 from e3nn.util.test import assert_equivariant  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import ROOT, torch_default_dtype  # noqa: E402
 from zoo import tensors as zt  # noqa: E402
 from zoo.backend import jax as bj  # noqa: E402
 from zoo.backend import torch as bt  # noqa: E402
@@ -69,17 +68,6 @@ def rel_err(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
-
-
-@contextlib.contextmanager
-def torch_default_dtype(dtype):
-    # e3nn stores its Wigner symbols in the default dtype: a float64 model must be BUILT in float64
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -503,7 +503,7 @@ def test_torch_layers_pass_e3nn_assert_equivariant():
     basis = torch.rand(E, cfg.n_basis, dtype=torch.float64) + 0.5
     with torch_default_dtype(torch.float64):  # e3nn builds D(R) in the default dtype
         for layer in list(model.layers) + [model.readout]:
-            plan = layer.tables.plan
+            plan = layer.plan
             irreps_in, irreps_sh, irreps_out = (tfn_torch._e3(i) for i in (plan.irreps_in, plan.conv.irreps_sh, plan.irreps_out))
             x = irreps_in.randn(N, -1, dtype=torch.float64)
             sh = irreps_sh.randn(E, -1, dtype=torch.float64)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from zoo.nn import equivariant
 from zoo.tensors import irreps_string
 from zoo.tensors.formula import MulIr
 
@@ -187,19 +188,9 @@ def gate_plan(hidden: IrrepsLike, irreps_in: IrrepsLike, irreps_sh: IrrepsLike) 
 
 def residual_map(irreps_in: IrrepsLike, irreps_out: IrrepsLike) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Component indices (src in x, dst in out) of output chunks that also exist, identical, in the input."""
-    irreps_in, irreps_out = parse_irreps(irreps_in), parse_irreps(irreps_out)
-    sl_in, sl_out = irreps_slices(irreps_in), irreps_slices(irreps_out)
-    used: set[int] = set()
-    src: list[int] = []
-    dst: list[int] = []
-    for k, chunk in enumerate(irreps_out):
-        for i, other in enumerate(irreps_in):
-            if i not in used and other == chunk and chunk[0] > 0:
-                used.add(i)
-                src += list(range(sl_in[i].start, sl_in[i].stop))
-                dst += list(range(sl_out[k].start, sl_out[k].stop))
-                break
-    return tuple(src), tuple(dst)
+    as_chunks = lambda irreps: tuple((mul, (l, p), 2 * l + 1) for mul, l, p in parse_irreps(irreps))  # noqa: E731
+    src, dst = equivariant.residual_map(as_chunks(irreps_in), as_chunks(irreps_out))
+    return tuple(int(i) for i in src), tuple(int(i) for i in dst)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Interaction(nn.Module):
 
     def __init__(self, plan: _ir.LayerPlan, config: TFNConfig) -> None:
         super().__init__()
+        self.plan = plan
         self.tables = core.layer_tables(plan, config, _wigner_3j)
         shapes = layer_weight_shapes(config, plan)
         self.weight_modules = tuple(shapes)

@@ -66,3 +66,13 @@ def test_structural_ops_agree():
 def test_softplus_is_torchs_above_the_threshold_in_value_and_gradient():
     g = jax.grad(lambda v: bj.softplus(v))(25.0)
     assert float(bj.softplus(jnp.asarray(25.0))) == 25.0 and float(g) == 1.0
+
+
+def test_spherical_harmonics_agree_in_e3nn_and_e3nn_jax():
+    pytest.importorskip("e3nn")
+    pytest.importorskip("e3nn_jax")
+    vec = np.random.default_rng(2).normal(size=(9, 3)) * 2.5
+    t, j = _both(lambda xp, v: xp.spherical_harmonics(4, v), vec)
+    assert t.shape == (9, 25)
+    np.testing.assert_allclose(t, j, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t[:, 1:4] / np.sqrt(3), vec / np.linalg.norm(vec, axis=1, keepdims=True), atol=1e-14)  # Y^1 = sqrt(3) r̂

@@ -5,7 +5,7 @@
 - ``to_torch`` / ``to_jax``: a ``zoo.graphs.Batch`` as framework arrays (dtypes from the batch fields);
 - the **array operations** that backend-neutral model math (``zoo.nn`` and each family's ``core.py``)
   calls through the namespace it is handed (``xp``), where torch and jax.numpy differ in name or
-  semantics: ``concat``, ``split``, ``segment_sum``, ``segment_mean``, ``sigmoid``, ``softplus``
+  semantics: ``concat``, ``split``, ``segment_sum``, ``segment_mean``, ``segment_max`` (0 on empty segments), ``sigmoid``, ``softplus``
   (torch's, linear above 20), ``silu``, ``log_softmax``, ``rsqrt``, ``norm``, ``where``,
   ``stop_gradient``, ``const`` (a numpy constant on the device and in the dtype of an array),
   ``add_at`` (functional scatter-add along an axis), ``take`` (gather along an axis), ``linear``
@@ -20,7 +20,7 @@ that they agree numerically. ``zoo.backend.params`` converts weights between the
 """
 
 OPS = (
-    "NAME", "concat", "split", "segment_sum", "segment_mean", "sigmoid", "softplus", "silu", "log_softmax", "rsqrt",
+    "NAME", "concat", "split", "segment_sum", "segment_mean", "segment_max", "sigmoid", "softplus", "silu", "log_softmax", "rsqrt",
     "norm", "where", "stop_gradient", "const", "add_at", "exp", "log1p", "sin", "tanh", "einsum", "zeros_like",
-    "ones_like", "sqrt", "maximum", "astype", "take", "linear",
+    "ones_like", "sqrt", "maximum", "astype", "take", "linear", "spherical_harmonics",
 )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import flax.linen as flax_nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from zoo.graphs.batch import field_of
+
+from .params import flax_path_to_torch_name, torch_name_to_flax_path
 
 NAME = "jax"
 _SOFTPLUS_THRESHOLD = 20.0  # torch's F.softplus returns x itself above 20
@@ -67,6 +70,12 @@ def segment_sum(x: jax.Array, index: jax.Array, n: int) -> jax.Array:
     return jax.ops.segment_sum(x, index, num_segments=n)
 
 
+def segment_max(x: jax.Array, index: jax.Array, n: int) -> jax.Array:
+    """Largest entry of each segment, per column; 0 for an empty segment (jax alone gives -inf there)."""
+    out = jax.ops.segment_max(x, index, num_segments=n)
+    return jnp.where(jnp.isneginf(out), jnp.zeros_like(out), out)
+
+
 def segment_mean(x: jax.Array, index: jax.Array, n: int) -> jax.Array:
     s = jax.ops.segment_sum(x, index, num_segments=n)
     cnt = jax.ops.segment_sum(jnp.ones(index.shape[0], x.dtype), index, num_segments=n)
@@ -87,3 +96,58 @@ def linear(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None) -> ja
     """torch's ``Linear`` as a function: x W^T + b, W of shape (out, in) (XLA fuses the transpose)."""
     y = x @ weight.T
     return y if bias is None else y + bias
+
+
+def spherical_harmonics(lmax: int, vectors: jax.Array) -> jax.Array:
+    """e3nn-jax's real spherical harmonics Y^l(r̂), l = 0..lmax concatenated (E, (lmax+1)^2), of
+    unnormalised vectors (E, 3), ``normalization="component"``: the same basis as e3nn's (tested).
+    Imported here, not at the top: only the equivariant families need e3nn-jax."""
+    import e3nn_jax
+
+    irreps = e3nn_jax.Irreps("+".join(f"1x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))  # Y^l of a polar vector
+    return e3nn_jax.spherical_harmonics(irreps, vectors, normalize=True, normalization="component").array
+
+
+def _normal(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype)
+
+
+class Parameters(flax_nn.Module):
+    """Named parameters and nothing else, N(0, 1) in float32 (the weight format), returned in the
+    activations' ``dtype``: the flax side of a family whose math takes parameters as arrays by name
+    (mirrors ``zoo.backend.torch.Parameters``)."""
+
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @flax_nn.compact
+    def __call__(self, dtype) -> dict[str, jax.Array]:
+        # jnp.asarray: weights loaded by zoo.backend.params are numpy arrays until something traces them
+        return {name: jnp.asarray(self.param(name, _normal, shape, jnp.float32), dtype) for name, shape in self.shapes}
+
+
+def declare_parameters(module: flax_nn.Module, layout: tuple[tuple[str, tuple[int, ...]], ...], dtype) -> dict[str, jax.Array]:
+    """Inside a ``@compact`` method of ``module``: declare every parameter of a weight layout ``((torch
+    name, shape), ...)`` at the flax path ``zoo.backend.params`` maps the name to (``oh/layers_0/lin1/
+    weight``: nested submodules, "params" collection), N(0, 1) in float32 (the weight format), and return
+    them by torch name in ``dtype``. Mirrors ``zoo.backend.torch.declare_parameters``."""
+    leaves, children = [], {}
+    for name, shape in layout:
+        path = torch_name_to_flax_path(name)
+        if len(path) == 1:
+            leaves.append((path[0], shape))
+        else:
+            children.setdefault(path[0], []).append((flax_path_to_torch_name(path[1:]), shape))
+    # jnp.asarray: weights loaded by zoo.backend.params are numpy arrays until something traces them
+    out = {name: jnp.asarray(module.param(name, _normal, shape, jnp.float32), dtype) for name, shape in leaves}
+    for child, items in children.items():
+        prefix = flax_path_to_torch_name((child, "_"))[:-1]  # "layers_0" -> "layers.0."
+        out.update({prefix + k: v for k, v in _ParameterGroup(tuple(items), name=child)(dtype).items()})
+    return out
+
+
+class _ParameterGroup(flax_nn.Module):
+    layout: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @flax_nn.compact
+    def __call__(self, dtype) -> dict[str, jax.Array]:
+        return declare_parameters(self, self.layout, dtype)

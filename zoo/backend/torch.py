@@ -84,6 +84,13 @@ def segment_sum(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     return out.index_add_(0, index, x)
 
 
+def segment_max(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Largest entry of each segment, per column; 0 for an empty segment (as jax.py). Gradient: shared
+    equally between tied maxima (as jax's)."""
+    where_ = index.view((-1,) + (1,) * (x.dim() - 1)).expand_as(x)
+    return x.new_zeros((n,) + tuple(x.shape[1:])).scatter_reduce(0, where_, x, reduce="amax", include_self=False)
+
+
 def segment_mean(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     s = segment_sum(x, index, n)
     # Counting with index_add (not bincount, whose output shape depends on the data) keeps
@@ -109,3 +116,47 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     the matrix product (addmm): forward + backward on CGCNN's edges (10k x 41 -> 128) took about 15 % less
     time than ``x @ W.T + b`` on CPU."""
     return F.linear(x, weight, bias)
+
+
+_SH_MODULES: dict[int, torch.nn.Module] = {}
+
+
+def spherical_harmonics(lmax: int, vectors: torch.Tensor) -> torch.Tensor:
+    """e3nn's real spherical harmonics Y^l(r̂), l = 0..lmax concatenated (E, (lmax+1)^2), of unnormalised
+    vectors (E, 3), ``normalization="component"`` (|Y^l|^2 = 2l+1). The e3nn module is built once per
+    lmax (imported here, not at the top: only the equivariant families need e3nn), so torch.compile
+    traces no e3nn Irreps bookkeeping."""
+    module = _SH_MODULES.get(lmax)
+    if module is None:
+        from e3nn import o3
+
+        module = _SH_MODULES[lmax] = o3.SphericalHarmonics(list(range(lmax + 1)), True, "component")
+    return module(vectors)
+
+
+class Parameters(torch.nn.Module):
+    """Named parameters and nothing else, drawn N(0, 1) (e3nn's initialisation: the normalisation is in
+    the forward pass): the torch side of a family whose math takes parameters as arrays by name."""
+
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        super().__init__()
+        for name, shape in shapes.items():
+            self.register_parameter(name, torch.nn.Parameter(torch.randn(shape)))
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_parameters(recurse=False))
+
+
+def declare_parameters(module: torch.nn.Module, layout: Mapping[str, tuple[int, ...]]) -> None:
+    """Add every parameter of a weight layout ``{torch name: shape}`` to ``module`` as nested submodules,
+    so that ``module.state_dict()`` names are exactly the layout's (``"oh.layers.0.lin1.weight"``); each is
+    drawn N(0, 1) (e3nn's initialisation: the normalisation is in the forward pass). The math then takes
+    ``dict(module.named_parameters())``. Mirrors ``zoo.backend.jax.declare_parameters``."""
+    for name, shape in layout.items():
+        *path, leaf = name.split(".")
+        owner = module
+        for part in path:
+            if not hasattr(owner, part):
+                owner.add_module(part, torch.nn.Module())
+            owner = getattr(owner, part)
+        owner.register_parameter(leaf, torch.nn.Parameter(torch.randn(shape)))

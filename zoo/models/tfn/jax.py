@@ -16,7 +16,6 @@ from functools import lru_cache, partial
 import e3nn_jax as ej
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from e3nn_jax.legacy import FunctionalTensorProduct
 
@@ -26,7 +25,6 @@ from . import core
 from . import irreps as _ir
 from .config import N_SPECIES, TFNConfig, layer_weight_shapes
 
-_normal = nn.initializers.normal(stddev=1.0)
 
 
 def _wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
@@ -60,18 +58,6 @@ def library_tp(conv: _ir.ConvPlan) -> core.LibraryTP:
     return lambda x, sh, w: jax.vmap(one_edge)(w, x, sh)
 
 
-class Weights(nn.Module):
-    """Named parameters and nothing else: one module of ``config.layer_weight_shapes``, or the species
-    embedding. Stored in float32 (the weight format), computed in the activations' ``dtype``."""
-
-    shapes: tuple[tuple[str, tuple[int, ...]], ...]
-
-    @nn.compact
-    def __call__(self, dtype) -> dict[str, jax.Array]:
-        # jnp.asarray: weights loaded by zoo.backend.params are numpy arrays until something traces them
-        return {name: jnp.asarray(self.param(name, _normal, shape, jnp.float32), dtype) for name, shape in self.shapes}
-
-
 class Interaction(nn.Module):
     """One gated point convolution (or the read-out convolution): ``core.interaction`` with this
     layer's parameters (``lin1``, ``radial``, ``lin2``, ``sc``)."""
@@ -83,7 +69,7 @@ class Interaction(nn.Module):
     def __call__(self, x, edge_attr, edge_basis, senders, receivers) -> jax.Array:
         t = core.layer_tables(self.plan, self.config, _wigner_3j)
         shapes = layer_weight_shapes(self.config, self.plan)
-        weights = {module: Weights(tuple(params.items()), name=module)(x.dtype) for module, params in shapes.items()}
+        weights = {module: xp.Parameters(tuple(params.items()), name=module)(x.dtype) for module, params in shapes.items()}
         tp = library_tp(self.plan.conv) if t.conv is None else None
         return core.interaction(x, edge_attr, edge_basis, senders, receivers, weights, t, xp, tp)
 
@@ -95,7 +81,7 @@ class Model(nn.Module):
 
     def setup(self) -> None:
         self.net = core.network_tables(self.config, _wigner_3j)
-        self.embedding = Weights((("weight", (N_SPECIES, self.config.embed_dim)),))
+        self.embedding = xp.Parameters((("weight", (N_SPECIES, self.config.embed_dim)),))
         self.layers = [Interaction(lp, self.config) for lp in self.net.plan.layers]
         self.readout = Interaction(self.net.plan.readout, self.config)
 

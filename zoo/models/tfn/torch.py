@@ -39,19 +39,6 @@ def _e3(irreps) -> o3.Irreps:
     return o3.Irreps(_ir.format_irreps(irreps))
 
 
-class Weights(nn.Module):
-    """Named parameters and nothing else, N(0, 1) (e3nn's initialisation; the normalisation is in the
-    forward pass): one module of ``config.layer_weight_shapes``, or the species embedding."""
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__()
-        for name, shape in shapes.items():
-            self.register_parameter(name, nn.Parameter(torch.randn(shape)))
-
-    def arrays(self) -> dict[str, torch.Tensor]:
-        return dict(self.named_parameters(recurse=False))
-
-
 class Interaction(nn.Module):
     """One gated point convolution (or the read-out convolution): ``core.interaction`` with this
     layer's parameters (``lin1``, ``radial``, ``lin2``, ``sc``)."""
@@ -63,7 +50,7 @@ class Interaction(nn.Module):
         shapes = layer_weight_shapes(config, plan)
         self.weight_modules = tuple(shapes)
         for module, params in shapes.items():
-            setattr(self, module, Weights(params))
+            setattr(self, module, xp.Parameters(params))
         self.tp = None  # the reference kernel (tp_impl="e3nn"): e3nn's own per-edge tensor product
         if self.tables.conv is None:
             conv = plan.conv
@@ -83,7 +70,7 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         self.net = core.network_tables(config, _wigner_3j)
-        self.embedding = Weights({"weight": (N_SPECIES, config.embed_dim)})  # row Z: unit-variance 0e inputs
+        self.embedding = xp.Parameters({"weight": (N_SPECIES, config.embed_dim)})  # row Z: unit-variance 0e inputs
         self.layers = nn.ModuleList(Interaction(lp, config) for lp in self.net.plan.layers)
         self.readout = Interaction(self.net.plan.readout, config)
         # built once here, not per call: torch.compile then traces no e3nn Irreps bookkeeping

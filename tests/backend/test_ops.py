@@ -76,3 +76,14 @@ def test_spherical_harmonics_agree_in_e3nn_and_e3nn_jax():
     assert t.shape == (9, 25)
     np.testing.assert_allclose(t, j, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(t[:, 1:4] / np.sqrt(3), vec / np.linalg.norm(vec, axis=1, keepdims=True), atol=1e-14)  # Y^1 = sqrt(3) r̂
+
+
+def test_switch_runs_the_chosen_branch_only():
+    import jax
+
+    ran = []
+    branches = [lambda: (ran.append(0), bt.const(np.ones(2), like=torch.zeros(1)))[1], lambda: (ran.append(1), torch.zeros(2))[1]]
+    assert bt.switch(torch.tensor(1), branches).tolist() == [0.0, 0.0] and ran == [1]
+    f = jax.jit(lambda i, x: bj.switch(i, [lambda: x + 1.0, lambda: x * 2.0]))
+    assert np.asarray(f(1, jnp.ones(2))).tolist() == [2.0, 2.0] and np.asarray(f(0, jnp.ones(2))).tolist() == [2.0, 2.0]
+    assert np.asarray(f(0, jnp.full(2, 3.0))).tolist() == [4.0, 4.0]

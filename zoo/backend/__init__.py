@@ -22,5 +22,5 @@ that they agree numerically. ``zoo.backend.params`` converts weights between the
 OPS = (
     "NAME", "concat", "split", "segment_sum", "segment_mean", "segment_max", "sigmoid", "softplus", "silu", "log_softmax", "rsqrt",
     "norm", "where", "stop_gradient", "const", "add_at", "exp", "log1p", "sin", "tanh", "einsum", "zeros_like",
-    "ones_like", "sqrt", "maximum", "astype", "take", "linear", "spherical_harmonics",
+    "ones_like", "sqrt", "maximum", "astype", "take", "linear", "spherical_harmonics", "switch", "zeros",
 )

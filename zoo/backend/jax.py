@@ -151,3 +151,15 @@ class _ParameterGroup(flax_nn.Module):
     @flax_nn.compact
     def __call__(self, dtype) -> dict[str, jax.Array]:
         return declare_parameters(self, self.layout, dtype)
+
+
+def switch(index, branches: Sequence):
+    """``branches[index]()`` under ``jit`` too (``lax.switch``): every branch is compiled, only the chosen
+    one runs. The branches take no argument (they close over what they need) and return arrays of one
+    shape and dtype."""
+    return jax.lax.switch(index, [lambda _, f=f: f() for f in branches], None)
+
+
+def zeros(shape: Sequence[int], like: jax.Array) -> jax.Array:
+    """Zeros of ``shape`` in ``like``'s dtype."""
+    return jnp.zeros(tuple(shape), dtype=like.dtype)

@@ -160,3 +160,13 @@ def declare_parameters(module: torch.nn.Module, layout: Mapping[str, tuple[int, 
                 owner.add_module(part, torch.nn.Module())
             owner = getattr(owner, part)
         owner.register_parameter(leaf, torch.nn.Parameter(torch.randn(shape)))
+
+
+def switch(index, branches: Sequence):
+    """``branches[index]()``: only the chosen branch runs (the index is read on the host)."""
+    return branches[int(index)]()
+
+
+def zeros(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """Zeros of ``shape`` in ``like``'s dtype and device."""
+    return torch.zeros(tuple(shape), dtype=like.dtype, device=like.device)

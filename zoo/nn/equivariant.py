@@ -99,7 +99,7 @@ class FusedConv:
     w_sizes: tuple[int, ...]  # per-edge weights of each chunk (mul·P), fused layout
     t_sizes: tuple[int, ...]  # columns of Y·C of each chunk (d_in·K)
     C: np.ndarray  # (d_sh, Σ t_sizes): every chunk's coupling table, so Y·C is one product
-    X: tuple[np.ndarray, ...]  # per chunk (P, K) 0/1: a path's weight multiplies each of its components
+    path_of: tuple[np.ndarray, ...]  # per chunk (K,): the path of each component (its weight multiplies it)
     weight_permutation: np.ndarray  # e3nn's per-edge weight columns in the fused layout
     mid_permutation: np.ndarray  # fused output columns that give irreps_mid in e3nn's layout
 
@@ -128,14 +128,14 @@ def fused_conv_tables(chunks_in: Sequence[Chunk], chunks_mid: Sequence[Chunk], p
         last_i = i
         K = sum(p.block.shape[2] for p in mine)
         C = np.zeros((d_sh, d_in, K))
-        X = np.zeros((len(mine), K))
+        path_of = np.zeros(K, dtype=np.int64)
         k0 = 0
         for q, p in enumerate(mine):
             if p.block.shape[:2] != (d_sh, d_in) or chunks_mid[p.k_mid][0] != mul:
                 raise ValueError(f"path {p.i_in}->{p.k_mid}: block {p.block.shape} or multiplicity do not fit the chunks")
             d_out = p.block.shape[2]
             C[:, :, k0 : k0 + d_out] = p.block
-            X[q, k0 : k0 + d_out] = 1.0
+            path_of[k0 : k0 + d_out] = q
             start = mid_sl[p.k_mid].start
             for u in range(mul):  # e3nn's mid layout: per mid chunk, channel major, then the components
                 mid_perm[start + u * d_out : start + (u + 1) * d_out] = c0 + u * K + k0 + np.arange(d_out)
@@ -144,7 +144,7 @@ def fused_conv_tables(chunks_in: Sequence[Chunk], chunks_mid: Sequence[Chunk], p
         w_perm += [w_start + q * mul + u for u in range(mul) for q in range(len(mine))]
         w_start += mul * len(mine)
         Cs.append(C.reshape(d_sh, -1))
-        Xs.append(frozen(X))
+        Xs.append(frozen(path_of))
         chunks.append((i, mul, d_in, K, len(mine)))
         w_sizes.append(mul * len(mine))
         c0 += mul * K
@@ -154,7 +154,7 @@ def fused_conv_tables(chunks_in: Sequence[Chunk], chunks_mid: Sequence[Chunk], p
         w_sizes=tuple(w_sizes),
         t_sizes=tuple(c.shape[1] for c in Cs),
         C=frozen(np.concatenate(Cs, axis=1) if Cs else np.zeros((d_sh, 0))),
-        X=tuple(Xs),
+        path_of=tuple(Xs),
         weight_permutation=frozen(np.asarray(w_perm, dtype=np.int64)),
         mid_permutation=frozen(mid_perm),
     )
@@ -177,15 +177,18 @@ def fused_conv(h, sh, w, senders, receivers, t: FusedConv, xp):
     ws = xp.split(w, t.w_sizes, axis=1)
     Ts = xp.split(sh @ xp.const(t.C, like=sh), t.t_sizes, axis=1)  # Y·C for every chunk in one product
     agg = []
-    for (i_in, mul, d1, K, P), X, wc, T in zip(t.chunks, t.X, ws, Ts):
-        X = xp.const(X, like=h)
+    for (i_in, mul, d1, K, P), path_of, wc, T in zip(t.chunks, t.path_of, ws, Ts):
+        path_of = xp.const(path_of, like=senders)
         x = xp.take(hs[i_in], senders, axis=0)
+        # a path's weight repeated over its components: a column gather of the (E·mul, P) weights (cost
+        # E·mul·K; the product with a 0/1 (P, K) matrix it replaces cost P times that, and paths are many
+        # in a point-group network)
         if d1 == 1:
             # 1-d irreps: weight the (E, mul) input per path first, then one (E, mul, K) product with Y·C
             xw = wc.reshape(E, mul, P) * x[:, :, None]
-            o = (xw.reshape(E * mul, P) @ X).reshape(E, mul, K) * T[:, None, :]
+            o = xp.take(xw.reshape(E * mul, P), path_of, axis=1).reshape(E, mul, K) * T[:, None, :]
         else:
-            o = (x.reshape(E, mul, d1) @ T.reshape(E, d1, K)) * (wc.reshape(E * mul, P) @ X).reshape(E, mul, K)
+            o = (x.reshape(E, mul, d1) @ T.reshape(E, d1, K)) * xp.take(wc.reshape(E * mul, P), path_of, axis=1).reshape(E, mul, K)
         agg.append(xp.segment_sum(o.reshape(E, -1), receivers, N))
     return xp.concat(agg, axis=1)
 

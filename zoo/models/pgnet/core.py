@@ -10,9 +10,10 @@ is the two branches, the Cartesian head through the subduction, and the return t
     pooled read-out -> O(3) irreps of the target (OutputMap) -> Cartesian tensor in the standard frame
     T = Rᵀ ⊗ ... ⊗ Rᵀ T_std,  R = frame_rotation (r_std = R r)
 
-A batch may mix crystals of both holohedries: each branch then runs on the whole batch and each graph
-takes its own branch's prediction. The training loop's batches are made of one holohedry each where
-the family asks for it (``batch_group``), so that only one branch runs per step.
+Only the branch a batch needs runs (``xp.switch``: a host-side choice in torch, ``lax.switch`` under
+jit). A batch that mixes crystals of both holohedries runs both branches on the whole batch and each
+graph takes its own branch's prediction; the training loop makes batches of one holohedry each where
+the family asks for it (``batch_group``), so that one branch runs per step.
 """
 from __future__ import annotations
 
@@ -133,21 +134,31 @@ def forward(params: Mapping[str, Any], batch: Mapping[str, Any], config: PGNetCo
     x0 = xp.astype(xp.take(params["embedding.weight"], batch["numbers"], axis=0), vec.dtype)
     G = batch["lattice"].shape[0]
     holo = batch["frame_holohedry"]
-    preds = []
-    for branch in BRANCHES:
+
+    def one(branch):
         nodes, site_nodes = branch_nodes(x0, edge_attr, basis, s, r, params, config, branch, xp)
         t = branch_tables(config, HOLOHEDRIES[BRANCHES.index(branch)])
         if site:
-            preds.append((site_nodes @ xp.const(t.site_head, like=site_nodes)).reshape((-1,) + (3,) * rank_of(config.site_formula)))
-            continue
+            return (site_nodes @ xp.const(t.site_head, like=site_nodes)).reshape((-1,) + (3,) * rank_of(config.site_formula))
         pool = xp.segment_mean if config.pooling == "mean" else xp.segment_sum
         pooled = pool(nodes, batch["node_graph"], G)
-        preds.append(pooled[:, 0] if t.head is None else pooled @ xp.const(t.head, like=pooled))
+        return pooled[:, 0] if t.head is None else pooled @ xp.const(t.head, like=pooled)
+
+    # Each branch runs only when the batch holds a crystal of its holohedry (xp.switch: a host-side choice
+    # in torch, lax.switch under jit, where each branch is compiled once); each graph then takes its own.
+    real = batch["graph_mask"] if "graph_mask" in batch else xp.ones_like(holo) > 0
+    n_d6h = xp.astype((holo == 1) & real, holo.dtype).sum()
+    n_oh = xp.astype(real, holo.dtype).sum() - n_d6h
+    n_out = 3 ** rank_of(config.site_formula) if site else (1 if config.target_kind == "scalar" else 3**config.target_rank)
+    rows = batch["numbers"].shape[0] if site else G
+    zeros = xp.zeros((rows, n_out) if site or config.target_kind == "tensor" else (rows,), like=x0)
     if site:
-        node_holo = xp.take(holo, batch["node_graph"], axis=0)
-        return xp.where(_expand(node_holo == 1, preds[1]), preds[1], preds[0])
-    y = xp.where(_expand(holo == 1, preds[1]), preds[1], preds[0])
-    if config.target_kind == "scalar":
+        zeros = zeros.reshape((rows,) + (3,) * rank_of(config.site_formula))
+    y_oh = xp.switch(xp.astype(n_oh > 0, holo.dtype), [lambda: zeros, lambda: one("oh")])
+    y_d6h = xp.switch(xp.astype(n_d6h > 0, holo.dtype), [lambda: zeros, lambda: one("d6h")])
+    which = xp.take(holo, batch["node_graph"], axis=0) if site else holo
+    y = xp.where(_expand(which == 1, y_d6h), y_d6h, y_oh)
+    if site or config.target_kind == "scalar":
         return y
     T = y.reshape((G,) + config.out_shape)
     return to_input_frame(T, batch["frame_rotation"], config.target_rank, xp)

@@ -8,7 +8,7 @@ import pytest
 
 import zoo.reports
 
-REPORTS = ("equivariance", "floors", "frames", "point_groups", "symmetry_violation", "tensor_results")
+REPORTS = ("equivariance", "floors", "frames", "pgnet_symmetry", "point_groups", "symmetry_violation", "tensor_results")
 
 
 def test_the_reports_are_the_modules_with_main():

@@ -68,7 +68,7 @@ class PGNetConfig:
     symprec: float = 1e-3  # Å, spglib's tolerance of the standard frame (zoo.symmetry.standard)
     n_basis: int = 8
     radial_basis: str = "bessel"
-    radial_hidden: int = 64
+    radial_hidden: int = 32  # with 32, one branch has about the TFN's parameter count (66k O_h, 86k D_6h; TFN 85k)
     radial_layers: int = 2
     envelope_p: int = 6
     embed_dim: int = 32  # A1g channels from the species embedding (shared by both branches)
@@ -135,6 +135,13 @@ class PGNetConfig:
 
     def graph_spec(self) -> GraphSpec:
         return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None, frame="standard", symprec=self.symprec)
+
+    @staticmethod
+    def batch_key(graph) -> int:
+        """Batch crystals of one holohedry together (the training loop and inference ask for it): a
+        batch runs only the branches it holds, so a mixed batch costs both (measured 1.7-1.8x per step
+        on jdft2d, torch, batch 32)."""
+        return int(graph.frame_holohedry)
 
     def with_target(self, target) -> "PGNetConfig":
         """Set the output head for ``target`` (a ``zoo.tasks.TargetSpec``): scalar or Cartesian tensor."""

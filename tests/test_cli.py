@@ -159,3 +159,117 @@ def test_report_forwards_to_the_module_main(tmp_path, capsys, monkeypatch):
     for name in ("toy_report", "toy_helpers"):
         sys.modules.pop(f"zoo.reports.{name}", None)
 
+
+
+# ----------------------------------------------------------------------------------- one line per error
+def error_lines(err: str) -> list[str]:
+    """The lines of stderr that are not log records (the command's own output)."""
+    return [line for line in err.splitlines() if line.strip() and not line.startswith(("INFO ", "WARNING ", "DEBUG "))]
+
+
+@pytest.mark.parametrize("argv, code, fragment", [
+    (["--set", "n_cnv=2"], 2, "did you mean 'n_conv'"),
+    (["--set", "n_conv=two"], 2, "--set n_conv='two' must be int"),
+    (["--set", "radius=abc"], 2, "--set radius='abc' must be float"),
+    (["--patience", "-3"], 2, "--patience): must be a finite number >= 0"),
+    (["--lr", "inf"], 2, "lr must be a finite number > 0"),
+    (["--lr", "nan"], 2, "lr must be a finite number > 0"),
+    (["--task-arg", "n_crystal=30"], 2, f"task {TOY}_typed has no option 'n_crystal'"),
+    (["--task-arg", "n_crystals=1.5"], 2, "--task-arg n_crystals=1.5 must be int, not float"),
+    (["--task-arg", "n_crystals=abc"], 2, "--task-arg n_crystals='abc' must be int, not str"),
+    (["--data-dir", "/nonexistent"], 2, "makes its own data: it reads no --data-dir"),
+])
+def test_user_errors_are_one_line_before_any_work(tmp_path, capsys, argv, code, fragment):
+    from zoo import tasks
+
+    def make(n_crystals: int = 40):  # a task factory with a typed option, as the embedded tasks have
+        return toy_task(n=n_crystals, name=TOY + "_typed")
+
+    tasks.register(toy_task(name=TOY + "_typed").spec, make)
+    try:
+        c, _, err = run(["train", "cgcnn", "--task", TOY + "_typed", "--epochs", 1, "--out", tmp_path / "runs", "--no-progress",
+                         *SET_TINY, *argv], capsys)
+    finally:
+        tasks.TASKS.remove(TOY + "_typed")
+    lines = error_lines(err)
+    assert c == code and len(lines) == 1 and fragment in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_names_get_a_did_you_mean(tmp_path, capsys):
+    for argv, fragment in ((["train", "cgcnnn", "--task", TOY], "did you mean 'cgcnn'"),
+                           (["train", "cgcnn", "--task", TOY + "x"], f"did you mean '{TOY}'")):
+        c, _, err = run([*argv, "--out", tmp_path], capsys)
+        assert c != 0 and len(error_lines(err)) == 1 and fragment in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    from zoo.cli import CLIError
+
+    with pytest.raises(CLIError, match="--patience"):  # the exception itself propagates: Python prints the traceback
+        run(["--debug", "train", "cgcnn", "--task", TOY, "--patience", "-1", "--out", tmp_path], capsys)
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path, capsys):
+    c, _, err = run(["train", "--resume", tmp_path, "--lr", "0.1"], capsys)
+    assert c == 2 and "--resume continues a run with its own options" in err and "--lr" in err
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    """A disk that fills up during the first checkpoint: one line naming the file, nothing half-written,
+    and the run folder continues once there is space."""
+    import errno
+
+    import zoo.core.io as io
+
+    real_replace = io.os.replace
+    full = {"on": True}
+
+    def replace(src, dst):
+        if full["on"] and str(dst).endswith(".safetensors"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", replace)
+    c, _, err = run(["train", "cgcnn", "--task", TOY, "--epochs", 2, "--batch-size", 8, "--out", tmp_path / "runs",
+                     "--no-progress", *SET_TINY], capsys)
+    lines = error_lines(err)
+    assert c == 1 and len(lines) == 1 and "no space left on the disk of" in lines[0] and ".safetensors" in lines[0]
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    assert not list(run_dir.rglob("*.tmp"))
+    full["on"] = False
+    c, _, err = run(["train", "--resume", run_dir, "--no-progress"], capsys)
+    assert c == 0, err
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def test_a_missing_backend_is_named_with_its_pip_line_before_any_data():
+    code = ("import sys; sys.modules['jax'] = None\nfrom zoo.cli import main\n"
+            "sys.exit(main(['train', 'cgcnn', '--task', 'embedded_dielectric_iso', '--backend', 'jax', '--no-progress']))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ZOO_CACHE="/nonexistent/never-read")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2 and error_lines(p.stderr) == [line for line in p.stderr.splitlines() if line.strip()], p.stderr
+    assert "jax backend is not installed" in p.stderr and "pip install 'crystal-zoo[jax]'" in p.stderr
+
+
+def test_a_run_without_any_usable_checkpoint_is_refused_in_one_line(tmp_path, capsys):
+    import shutil
+
+    out_dir = tmp_path / "runs"
+    c, _, err = run(["train", "cgcnn", "--task", TOY, "--epochs", 2, "--batch-size", 8, "--out", out_dir, "--no-progress",
+                     *SET_TINY], capsys)
+    (run_dir,) = list(out_dir.iterdir())
+    ckpt = run_dir / "checkpoint" / (run_dir / "checkpoint" / "LATEST").read_text().strip() / "model.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated
+    shutil.rmtree(run_dir / "checkpoint_previous")
+    c, _, err = run(["train", "--resume", run_dir, "--epochs", 3, "--no-progress"], capsys)
+    lines = error_lines(err)
+    assert c == 1 and len(lines) == 1 and "no usable checkpoint" in lines[0] and "truncated" in lines[0]
+
+
+def test_evaluate_refuses_another_task_in_one_line(tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    run(["train", "cgcnn", "--task", TOY, "--epochs", 1, "--batch-size", 8, "--out", out_dir, "--no-progress", *SET_TINY], capsys)
+    (run_dir,) = list(out_dir.iterdir())
+    c, _, err = run(["evaluate", run_dir, "--task", "embedded_dielectric_iso", "--no-progress"], capsys)
+    assert c == 2 and "--allow-other-task" in err and len(error_lines(err)) == 1

@@ -11,6 +11,11 @@
 The training options of ``train`` and ``reproduce`` are not written here: each is a field of
 ``zoo.training.TrainConfig`` (its flag, type, choices and help come from the field), so a new option is
 one new field. The commands only parse, call ``zoo.training`` and print.
+
+Errors: every error a user can make ends the command with ONE line on stderr, ``zoo CMD: error: what,
+which input, how to fix``, and a non-zero exit status (2: options that cannot work; 1: anything else,
+e.g. data, files, a locked run folder, a full disk; 130: interrupted). ``--debug`` shows the traceback
+instead. An error that is not a user error (a bug) is still one line, marked as such.
 """
 from __future__ import annotations
 
@@ -28,9 +33,12 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from zoo import reports, tasks
+from zoo.core.io import DISK_FULL
 from zoo.models import get_family, list_models
 from zoo.training import TrainConfig, UsageError, evaluate, reproduce, train
+from zoo.training.adapter import check_backend
 from zoo.training.config import field_types
+from zoo.training.data import build_task
 
 log = logging.getLogger("zoo")
 
@@ -126,6 +134,7 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="crystal-zoo: train, evaluate and benchmark crystal property models (PyTorch + JAX)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the models and tasks")
@@ -142,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=None, help="fold (default: the one trained on)")
     p.add_argument("--backend", choices=typing.get_args(field_types()["backend"]), default="torch")
     p.add_argument("--split", choices=("test", "train"), default="test", help="test set, or the fold's train+validation data")
-    add_config_options(p, only=("data_dir", "progress"))
+    p.add_argument("--allow-other-task", action="store_true",
+                   help="score on a task other than the one trained on (another property, even in the same units)")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="score on data other than those recorded with the weights (other task options, files or fold)")
+    add_config_options(p, only=("data_dir", "progress", "task_kwargs"))
 
     p = sub.add_parser("reproduce", help="train on every fold (per seed) and write the matbench results.json.gz + info.json")
     p.add_argument("task", help="task name, e.g. matbench_jdft2d")
@@ -217,8 +230,12 @@ def cmd_list(args) -> int:
 
 def cmd_train(args) -> int:
     if args.resume:
-        if args.model or args.task:
-            raise CLIError("--resume continues a run with its own model and task: give only the run folder (and optionally --epochs)")
+        # Any other option would be silently ignored (the run keeps the options it started with): refuse it.
+        given = [_flag(f) for f in dataclasses.fields(TrainConfig)
+                 if f.name not in ("epochs", "progress") and getattr(args, f.name, None) not in (None, [])]
+        if args.model or given:
+            raise CLIError("--resume continues a run with its own options: give only the run folder (and optionally "
+                           f"--epochs), not {['model'] if args.model else given}")
         res = train(resume=args.resume, epochs=args.epochs)
     else:
         if not args.model:
@@ -238,7 +255,9 @@ def _unit(task_name: str) -> str:
 
 def cmd_evaluate(args) -> int:
     result = evaluate(args.path, task=args.task, fold=args.fold, backend=args.backend, data_dir=args.data_dir,
-                      split=args.split, progress=args.progress is not False)
+                      split=args.split, progress=args.progress is not False,
+                      task_kwargs=_pairs(args.task_kwargs, "--task-arg") or None,
+                      allow_other_task=args.allow_other_task, allow_other_data=args.allow_other_data)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -254,7 +273,9 @@ def cmd_demo(args) -> int:
     print("The data set is generated on this machine (no network); the first run builds and caches it.")
     base = config_from_args(args, model=DEMO_MODEL, task=DEMO_TASK, fold=0, lr=DEMO_LR, patience=0,
                             model_overrides=dict(DEMO_MODEL_OVERRIDES))
-    task = tasks.get(DEMO_TASK, **base.task_kwargs)
+    for backend in args.backends:  # a backend that is not installed is refused before the data are made
+        check_backend(backend, None)
+    task = build_task(DEMO_TASK, base.task_kwargs)
     results = []
     for backend in args.backends:
         res = train(dataclasses.replace(base, backend=backend), task=task)
@@ -311,6 +332,28 @@ def _calm_openmp() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for the user: the exception's message (a ``KeyError`` without its quotes, an ``OSError``
+    with its file and what to do), its lines joined."""
+    if isinstance(exc, KeyError) and exc.args:
+        msg = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        msg = (f"no space left on the disk of {exc.filename or 'an output file'}: nothing was half-written (files are "
+               "replaced atomically); free some space, or write elsewhere (--out, --results, ZOO_CACHE), then run the "
+               "command again (a training continues with `zoo train --resume RUN_DIR`)")
+    elif isinstance(exc, PermissionError):
+        msg = f"{exc.strerror or exc}: {exc.filename}; choose a folder you can write to" if exc.filename else str(exc)
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror and not isinstance(exc, FileNotFoundError):
+        msg = f"{exc.strerror}: {exc.filename}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(line.strip() for line in msg.splitlines() if line.strip())
+
+
+# Exceptions that report a user's input (options, data, files, folders), whatever layer raised them.
+USER_ERRORS = (KeyError, ValueError, OSError, RuntimeError, ImportError, EOFError, MemoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _calm_openmp()
     parser = build_parser()
@@ -318,14 +361,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (CLIError, UsageError) as exc:
-        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        if args.verbose:
+    except KeyboardInterrupt:
+        if args.debug:
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"zoo {args.command}: error: {msg}\n(run with -v for the traceback)", file=sys.stderr)
+        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, UsageError) as exc:
+        if args.debug:
+            raise
+        print(f"zoo {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"zoo {args.command}: error: {error_line(exc)} [--debug shows the traceback]", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug, not a user error: still one line, and how to learn more
+        if args.debug:
+            raise
+        print(f"zoo {args.command}: unexpected error ({type(exc).__name__}: {error_line(exc)}); run again with --debug "
+              "for the traceback and report it", file=sys.stderr)
         return 1
 
 

@@ -1,14 +1,19 @@
 """Atomic file writes: results and checkpoints are never half-written.
 
 Every writer goes to a temporary file in the same folder and ``os.replace``s it into place, so a kill
-at any moment leaves either the old file or the new one, never a truncated one.
+at any moment leaves either the old file or the new one, never a truncated one. A write that fails
+(a full disk, no permission) removes its temporary file and raises ``OSError`` with the errno and the
+*destination* path, also when the writer was a library that reports the OS error only in its message
+(safetensors: "... (os error 28)"), so the caller can say which file could not be written and why.
 """
 from __future__ import annotations
 
 import contextlib
+import errno as _errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,9 +36,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except Exception as exc:
+        translated = as_os_error(exc, path)
+        if translated is exc:
+            raise
+        raise translated from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def as_os_error(exc: BaseException, path: str | os.PathLike) -> BaseException:
+    """``exc`` as an ``OSError`` naming ``path`` when it is one (or a library error whose message carries
+    "os error N"); any other exception unchanged."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None:
+        m = re.search(r"os error (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    if code is None:
+        return exc
+    return OSError(code, os.strerror(code), str(path))
+
+
+DISK_FULL = (_errno.ENOSPC, _errno.EDQUOT)  # no space left / disk quota exceeded
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -49,10 +74,14 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
     """Append one JSON line (a line is written in one call; readers skip an incomplete last line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(json.dumps(obj, default=json_default) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    line = json.dumps(obj, default=json_default) + "\n"
+    try:
+        with open(path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise as_os_error(exc, path) from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

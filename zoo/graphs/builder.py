@@ -15,12 +15,19 @@ see the crystal), so it is an error that suggests a larger radius.
 Frames (``GraphSpec.frame``): ``"input"`` keeps the structure as given; ``"standard"`` builds the graph
 of its idealised standard primitive cell in the frame of its holohedry (``zoo.symmetry.standard``,
 tolerance ``symprec`` Å) and records the rotation, for point-group equivariant models.
+
+Featurisers (``GraphSpec.featurizer``): a model family whose graphs carry more index sets than nodes and
+edges (the crystal hypergraph's triplets and motifs, ``zoo.graphs.hyper``) names a featuriser registered
+with ``register_featurizer``; ``build_graphs`` builds (and caches) the plain graphs of the spec without
+it, then hands them to the featuriser, which returns graphs with its extra fields and its own failures.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -28,7 +35,7 @@ from zoo.symmetry.standard import HOLOHEDRIES, standardize
 
 from .cache import cache_path, load_graphs, save_graphs, structure_hash
 from .graph import GRAPH_FORMAT_VERSION, CrystalGraph
-from .neighbors import nearest_k, neighbor_list
+from .neighbors import NeighborListTooLarge, nearest_k, neighbor_list
 from .structures import MIN_DISTANCE, StructureError, formula, to_structure
 
 log = logging.getLogger("zoo.graphs")
@@ -43,6 +50,8 @@ class GraphSpec:
 
     ``max_neighbors`` defaults to 12 for "cgcnn" and must be None for "radius" (all neighbours).
     ``frame``: "input" or "standard" (see the module docstring); ``symprec`` (Å) only matters for the latter.
+    ``featurizer``: "" (plain graphs) or "<name>[:<options>]" of a featuriser registered with
+    ``register_featurizer``, which adds index sets to every graph (the options are its own canonical string).
     """
 
     rule: str = "cgcnn"
@@ -50,6 +59,7 @@ class GraphSpec:
     max_neighbors: int | None = None
     frame: str = "input"
     symprec: float = 1e-3
+    featurizer: str = ""
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -63,6 +73,8 @@ class GraphSpec:
         if not np.isfinite(radius) or radius <= 0:
             raise ValueError(f"GraphSpec.radius must be a positive number of Å, got {self.radius!r}")
         object.__setattr__(self, "radius", radius)
+        if not isinstance(self.featurizer, str):
+            raise ValueError(f"GraphSpec.featurizer must be a string ('' or '<name>[:<options>]'), got {self.featurizer!r}")
         k = self.max_neighbors
         if self.rule == "cgcnn":
             k = 12 if k is None else k
@@ -79,13 +91,45 @@ class GraphSpec:
         """Stable, filesystem-safe key, e.g. ``g1-cgcnn-r8.0-k12`` (``g1`` = GRAPH_FORMAT_VERSION)."""
         k = "all" if self.max_neighbors is None else str(self.max_neighbors)
         frame = "" if self.frame == "input" else f"-std{self.symprec!r}"
-        return f"g{GRAPH_FORMAT_VERSION}-{self.rule}-r{self.radius!r}-k{k}{frame}"
+        # The featuriser's options may hold any character: a short hash of them keeps the key a file name.
+        fx = "" if not self.featurizer else (
+            f"-{self.featurizer.split(':', 1)[0]}{hashlib.sha256(self.featurizer.encode()).hexdigest()[:12]}")
+        return f"g{GRAPH_FORMAT_VERSION}-{self.rule}-r{self.radius!r}-k{k}{frame}{fx}"
 
     def meta(self) -> dict[str, Any]:
         out = {"rule": self.rule, "radius": self.radius, "max_neighbors": self.max_neighbors}
         if self.frame != "input":
             out.update(frame=self.frame, symprec=self.symprec)
+        if self.featurizer:
+            out.update(featurizer=self.featurizer)
         return out
+
+
+# name -> featurize(graphs, failures, spec, *, ids, cache, progress, on_error) -> (graphs, failures): it gets
+# the plain graphs of ``spec`` (None where a structure failed; ``failures`` names those) and returns them
+# with its index sets added, in the same order, plus the failures (its own added).
+Featurizer = Callable[..., tuple[list, dict[str, str]]]
+FEATURIZERS: dict[str, Featurizer] = {}
+
+
+def register_featurizer(name: str, featurize: Featurizer) -> Featurizer:
+    """Make ``GraphSpec(featurizer="<name>[:<options>]")`` call ``featurize`` (see ``FEATURIZERS``)."""
+    if not name.isidentifier():
+        raise ValueError(f"featuriser name {name!r} must be an identifier (it appears in cache folder names)")
+    old = FEATURIZERS.get(name)
+    if old is not None and old is not featurize:
+        raise ValueError(f"graph featuriser {name!r} is already registered ({old})")
+    FEATURIZERS[name] = featurize
+    return featurize
+
+
+def _featurizer(spec: GraphSpec) -> Featurizer:
+    name = spec.featurizer.split(":", 1)[0]
+    try:
+        return FEATURIZERS[name]
+    except KeyError:
+        raise ValueError(f"GraphSpec.featurizer={spec.featurizer!r}: no graph featuriser {name!r} is registered (known: "
+                         f"{sorted(FEATURIZERS)}); import the module that registers it (zoo.graphs.register_featurizer)") from None
 
 
 def _name(id: str, structure) -> str:
@@ -101,7 +145,10 @@ def _graph_from_structure(structure, spec: GraphSpec, id: str = "") -> CrystalGr
     lattice = np.array(structure.lattice.matrix, dtype=np.float64)
     positions = np.array(structure.cart_coords, dtype=np.float64).reshape(-1, 3)
     numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
-    i, j, shifts, vectors, distances = neighbor_list(lattice, positions, spec.radius)
+    try:
+        i, j, shifts, vectors, distances = neighbor_list(lattice, positions, spec.radius)
+    except NeighborListTooLarge as exc:  # refused before allocating: say which structure
+        raise StructureError(f"structure {_name(id, structure)}: {exc}") from None
     if spec.max_neighbors is not None:
         keep = nearest_k(i, len(numbers), spec.max_neighbors)
         i, j, shifts, vectors, distances = i[keep], j[keep], shifts[keep], vectors[keep], distances[keep]
@@ -124,6 +171,9 @@ def _graph_from_structure(structure, spec: GraphSpec, id: str = "") -> CrystalGr
 def build_graph(structure, spec: GraphSpec | None = None, id: str = "", min_distance: float | None = MIN_DISTANCE) -> CrystalGraph:
     """Crystal graph of one structure (anything ``to_structure`` reads); raises ``StructureError``."""
     spec = GraphSpec() if spec is None else spec
+    if spec.featurizer:
+        graphs, _ = build_graphs([structure], spec, ids=[id], cache=False, progress=False, on_error="raise", min_distance=min_distance)
+        return graphs[0]
     return _graph_from_structure(to_structure(structure, id=id, min_distance=min_distance), spec, id)
 
 
@@ -153,6 +203,11 @@ def build_graphs(
     ids = [str(k) for k in range(n)] if ids is None else [str(x) for x in ids]
     if len(ids) != n:
         raise ValueError(f"got {len(ids)} ids for {n} structures")
+    if spec.featurizer:  # the plain graphs (cached as usual), then the featuriser's index sets
+        featurize = _featurizer(spec)
+        graphs, failures = build_graphs(items, dataclasses.replace(spec, featurizer=""), ids=ids, cache=cache,
+                                        progress=progress, on_error=on_error, min_distance=min_distance)
+        return featurize(graphs, failures, spec, ids=ids, cache=cache, progress=progress, on_error=on_error)
     graphs: list[CrystalGraph | None] = [None] * n
     failures: dict[str, str] = {}
 

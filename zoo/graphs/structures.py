@@ -4,12 +4,18 @@
 file path or CIF text, and returns a pymatgen ``Structure`` that is safe to featurise, or raises
 ``StructureError`` naming the structure and saying how to fix it. Checks, in order:
 
-1. the input can be read (CIF parses, the type is supported, ASE cells are periodic in 3D);
+1. the input can be read (CIF parses, the type is supported, ASE cells are periodic in 3D); a dict
+   (``Structure.as_dict()``) may name only the classes of ``STRUCTURE_CLASSES`` (``zoo.core.safejson``:
+   pymatgen's own decoder would import any module a dict names);
 2. the cell is a real 3D cell: finite, |det| >= 1e-6 Å³, and not flattened (the volume is at least
-   1e-6 of |a||b||c|, i.e. the lattice vectors are not (nearly) coplanar);
-3. every site is ordered (one species, occupancy 1) and is a real element with 1 <= Z <= 100 (the
+   1e-6 of |a||b||c|, i.e. the lattice vectors are not (nearly) coplanar). A flatter basis is refused;
+   any basis above that is searched in its LLL-reduced form (``zoo.graphs.neighbors``), so its cost
+   does not grow with the skew;
+3. every coordinate is finite and within 1e8 Å of the origin (coordinates need not be wrapped into
+   the cell; beyond 1e8 Å float64 keeps too few digits for an edge vector);
+4. every site is ordered (one species, occupancy 1) and is a real element with 1 <= Z <= 100 (the
    range of the atom feature tables; no ``DummySpecies``, no vacancies);
-4. no two sites closer than ``min_distance`` (0.5 Å by default), periodic images included (an atom
+5. no two sites closer than ``min_distance`` (0.5 Å by default), periodic images included (an atom
    closer than that to its own image means a lattice vector is too short).
 """
 from __future__ import annotations
@@ -20,16 +26,44 @@ from typing import Any
 
 import numpy as np
 
+from zoo.core.safejson import UnsafeDataError, check_classes
+
 from .features import N_ELEMENTS
-from .neighbors import neighbor_list
+from .neighbors import MAX_COORDINATE, NeighborListTooLarge, neighbor_list
 
 MIN_DISTANCE = 0.5  # Å; closer sites are almost surely duplicated atoms (shortest real bond: H2, 0.74 Å)
 MIN_VOLUME = 1e-6  # Å³
 MIN_FLATNESS = 1e-6  # |det| / (|a||b||c|): 1 for an orthogonal cell, 0 for coplanar lattice vectors
 
 
+# The classes a structure dict may name (as ``Structure.as_dict()`` writes them; numpy arrays appear in
+# site properties such as magnetic moments written by monty's encoder). Nothing else is decoded.
+STRUCTURE_CLASSES = {
+    "pymatgen.core.structure": ("Structure", "IStructure"),
+    "pymatgen.core.lattice": ("Lattice",),
+    "pymatgen.core.sites": ("PeriodicSite", "Site"),
+    "pymatgen.core.periodic_table": ("Element", "Species", "DummySpecies"),
+    "numpy": ("array",),
+}
+
+
 class StructureError(ValueError):
     """A structure that cannot be turned into a crystal graph; the message names it and the fix."""
+
+
+def structure_from_dict(d: dict, source: str = "<dict>", checked: bool = False):
+    """``Structure.from_dict(d)`` once ``d`` is checked to name only ``STRUCTURE_CLASSES`` (else
+    ``zoo.core.safejson.UnsafeDataError`` naming ``source``): the way every data file's structures are
+    read. ``checked``: the caller already checked the whole file (``zoo.core.safejson.object_hook``)."""
+    from pymatgen.core import IStructure, Structure
+
+    if not isinstance(d, dict):
+        raise ValueError(f"{source}: expected a structure dict (Structure.as_dict()), got {type(d).__name__}")
+    if not checked:
+        check_classes(d, STRUCTURE_CLASSES, source)
+    if d.get("@class") == "IStructure":
+        return IStructure.from_dict(d)
+    return Structure.from_dict(d)
 
 
 def _name(id: str, fallback: str = "") -> str:
@@ -77,7 +111,9 @@ def _read(obj: Any, id: str):
         return obj
     if isinstance(obj, dict):
         try:
-            return Structure.from_dict(obj)
+            return structure_from_dict(obj, source=f"structure {_name(id)}")
+        except UnsafeDataError as exc:
+            raise StructureError(str(exc)) from None
         except Exception as exc:
             raise StructureError(
                 f"structure {_name(id)}: dict is not a pymatgen Structure.as_dict() ({type(exc).__name__}: {exc})"
@@ -136,7 +172,26 @@ def check_lattice(lattice: np.ndarray, name: str) -> None:
     if volume < MIN_FLATNESS * float(np.prod(lengths)):
         raise StructureError(
             f"structure {name}: degenerate lattice, the vectors are (nearly) coplanar "
-            f"(volume {volume:.3g} Å³ for lengths {np.round(lengths, 4).tolist()} Å); fix the cell parameters"
+            f"(volume {volume:.3g} Å³ for lengths {np.round(lengths, 4).tolist()} Å); fix the cell parameters, or "
+            "if the lattice is right but its basis skewed, pass its reduced form (Structure.get_reduced_structure())"
+        )
+
+
+def check_coordinates(structure, name: str) -> None:
+    """Every site's Cartesian coordinates finite and within ``MAX_COORDINATE`` Å (see the module docstring)."""
+    cart = np.asarray(structure.cart_coords, dtype=np.float64).reshape(-1, 3)
+    bad = np.flatnonzero(~np.isfinite(cart).all(axis=1))
+    if bad.size:
+        k = int(bad[0])
+        raise StructureError(
+            f"structure {name}: site {k} ({structure[k].species_string}) has non-finite coordinates "
+            f"{cart[k].tolist()} ({bad.size} site(s) with NaN or inf); fix or drop the structure"
+        )
+    far = float(np.abs(cart).max(initial=0.0))
+    if far > MAX_COORDINATE:
+        raise StructureError(
+            f"structure {name}: a coordinate is {far:.3g} Å from the origin (limit {MAX_COORDINATE:g} Å, beyond "
+            "which float64 cannot resolve bond vectors); wrap the sites into the cell (e.g. build it with Structure(..., to_unit_cell=True))"
         )
 
 
@@ -171,7 +226,10 @@ def check_species(structure, name: str) -> np.ndarray:
 def check_overlaps(lattice: np.ndarray, positions: np.ndarray, name: str, min_distance: float = MIN_DISTANCE) -> None:
     if min_distance is None or min_distance <= 0 or len(positions) == 0:
         return
-    i, j, shifts, _, d = neighbor_list(lattice, positions, min_distance)
+    try:
+        i, j, shifts, _, d = neighbor_list(lattice, positions, min_distance)
+    except NeighborListTooLarge as exc:
+        raise StructureError(f"structure {name}: the overlap check cannot run: {exc}") from None
     close = d < min_distance
     if np.any(close):
         k = int(np.argmin(np.where(close, d, np.inf)))
@@ -206,6 +264,7 @@ def to_structure(obj: Any, id: str = "", min_distance: float | None = MIN_DISTAN
         )
     lattice = structure.lattice.matrix
     check_lattice(lattice, name)
+    check_coordinates(structure, name)
     check_species(structure, name)
     check_overlaps(lattice, structure.cart_coords, name, min_distance)
     return structure

@@ -7,19 +7,24 @@ are matbench's code, not a copy. It only adds:
 - ``task.spec`` (a TaskSpec, version "matbench_v0.1") and ``task.get_validation_ids(fold)`` (always
   ``None``: matbench leaves the inner validation split to the user);
 - offline loading: with ``data_dir=`` (or the ``MATMINER_DATA`` environment variable, the one matminer
-  itself reads) the task reads ``<data_dir>/<task>.json.gz`` with matminer's
-  ``load_dataframe_from_json`` instead of downloading it. matminer checks a downloaded file against
+  itself reads) the task reads ``<data_dir>/<task>.json.gz`` (the frame matminer's
+  ``load_dataframe_from_json`` gives) instead of downloading it. matminer checks a downloaded file against
   the official sha256; a local copy that was re-serialised (same data, other bytes) would fail that,
   so here the sha256 is only reported, and the data are checked instead: row count = matbench's
   n_samples, ids = the official fold ids, targets of the right type and finite, and -- when an official
   targets file ``<task>.json.bz2`` (matbench's ``scripts/artifacts``) is in data_dir or given as
   ``reference_targets`` -- every target and composition equal to the official ones. One log line says
-  which checks ran;
+  which checks ran. The file is parsed as plain JSON and only pymatgen structures are decoded from it
+  (``zoo.tasks.files.read_dataframe_json``: an allow-list, where matminer's reader would import any
+  module an entry names); a truncated or corrupt file is refused naming it. ``task.data_files`` records
+  the file and its sha256 (they travel with every run, ``zoo.training.dataid``);
 - the data load on first use (``get_*_data`` / ``record`` call ``load()``), where matbench raises;
 - NaN / inf predictions are refused by ``record`` with the ids named (matbench would pass them to
   scikit-learn, which fails with a message naming no entry).
 
-Without ``data_dir`` and ``MATMINER_DATA``, matbench/matminer download the data as usual (online).
+Without ``data_dir`` and ``MATMINER_DATA``, matbench/matminer download the data as usual (online;
+matminer checks the official sha256 before it decodes the file, so what it decodes is the official
+content). Without network that fails with one message that says which file to put where.
 
 log_gvrh / log_kvrh: matbench's targets are ALREADY log10(modulus / GPa) ("log10(G_VRH)",
 "log10(K_VRH)"): models are trained and scored on those values unchanged. The spec says so with
@@ -51,7 +56,7 @@ from zoo.core.paths import resolve_data_dir
 
 from . import register
 from .base import CLF_METRICS, REG_METRICS, Task
-from .files import read_json_any, write_json_any
+from .files import DataFileError, read_dataframe_json, read_json_any, write_json_any
 from .spec import TargetSpec, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -69,6 +74,8 @@ STRUCTURE_TASKS = (
     "matbench_mp_e_form",
 )
 INFO_FIELDS = ("authors", "algorithm", "algorithm_long", "bibtex_refs", "notes", "requirements")
+# The classes a results file may name (matbench's own); reading one imports nothing else.
+RESULTS_CLASSES = {"matbench.bench": ("MatbenchBenchmark",), "matbench.task": ("MatbenchTask",)}
 _LOG_TASKS = {"matbench_log_gvrh": "GPa", "matbench_log_kvrh": "GPa"}
 
 
@@ -163,7 +170,6 @@ def load_offline(
     ValueError when the data do not match the official task.
     """
     from matbench.metadata import mbv01_validation
-    from matminer.utils.io import load_dataframe_from_json
 
     meta = task_metadata()[name]
     folder = Path(data_dir)
@@ -174,7 +180,7 @@ def load_offline(
             f"{why}). Download it from {meta.get('url')} (sha256 {meta.get('hash')}) into that folder, or drop "
             f"data_dir / unset MATMINER_DATA to let matminer download it."
         )
-    df = load_dataframe_from_json(str(path), pbar=progress)
+    df = read_dataframe_json(path)  # matminer's frame, decoded through the allow-list (module docstring)
     n_expected = meta["n_samples"]
     if len(df) != n_expected:
         raise ValueError(f"{path}: {len(df)} rows, but matbench task {name} has {n_expected}; not this task's data")
@@ -193,7 +199,7 @@ def load_offline(
     for fk, fold in splits.items():
         official |= set(fold.test)
     if set(df.index) != official:
-        raise ValueError(f"{path}: ids do not match matbench's official fold ids for {name}")
+        raise DataFileError(f"{path}: ids do not match matbench's official fold ids for {name}")
     checks.append(f"ids = official ids of all {len(splits)} folds")
 
     y = df[meta["target"]]
@@ -214,6 +220,7 @@ def load_offline(
         raise FileNotFoundError(f"reference targets file {ref} not found")
 
     digest = sha256_file(path)
+    df.attrs["data_files"] = {str(path.resolve()): digest}
     if digest == meta.get("hash"):
         logger.info("matbench task %s: %s has the official sha256 (%s...); checked: %s", name, path, digest[:12],
                     "; ".join(checks))
@@ -265,6 +272,7 @@ def _task_class():
             # autoload=False: load through our load() below (offline-aware), not matbench's loader.
             super().__init__(dataset_name, autoload=False, benchmark=benchmark)
             self.spec = matbench_spec(dataset_name)
+            self.data_files: dict[str, str] = {}  # {path: sha256} of the local file read, once loaded
             self.data_dir, self._data_dir_why = resolve_data_dir(data_dir)
             self.reference_targets = reference_targets
             self.progress = progress
@@ -275,10 +283,19 @@ def _task_class():
             if self.df is not None:
                 return
             if self.data_dir is None:
-                super().load()  # matminer downloads and checks the official sha256
+                try:
+                    super().load()  # matminer downloads and checks the official sha256
+                except Exception as exc:  # requests/urllib errors, a failed hash: all mean "no usable copy"
+                    meta = task_metadata()[self.dataset_name]
+                    raise FileNotFoundError(
+                        f"matbench task {self.dataset_name}: could not download its data ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200]}). Without network, download "
+                        f"{self.dataset_name}.{meta.get('file_type', 'json.gz')} from {meta.get('url')} on another "
+                        f"machine, put it in a folder and pass --data-dir FOLDER (or set MATMINER_DATA=FOLDER)") from exc
             else:
                 self.df = load_offline(self.dataset_name, self.data_dir, self.reference_targets,
                                        progress=self.progress, why=self._data_dir_why)
+                self.data_files = self.df.attrs.get("data_files", {})
 
         def _check_is_loaded(self):
             if self.df is None:
@@ -315,7 +332,7 @@ def _task_class():
 
         @classmethod
         def from_file(cls, filename):
-            return cls.from_dict(read_json_any(filename))
+            return cls.from_dict(read_json_any(filename, allowed=RESULTS_CLASSES))
 
     MatbenchZooTask.__module__ = __name__
     MatbenchZooTask.__qualname__ = "MatbenchZooTask"
@@ -392,7 +409,7 @@ def load_submission(path: str | os.PathLike):
     reads uncompressed JSON only)."""
     from matbench.bench import MatbenchBenchmark
 
-    return MatbenchBenchmark.from_dict(read_json_any(path))
+    return MatbenchBenchmark.from_dict(read_json_any(path, allowed=RESULTS_CLASSES))
 
 
 def _factory(name: str):
@@ -400,6 +417,7 @@ def _factory(name: str):
         return get_task(name, **kwargs)
 
     build.__name__ = f"build_{name}"
+    build.__wrapped__ = get_task  # its parameters (names, types) for checking options before building
     return build
 
 

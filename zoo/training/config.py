@@ -9,11 +9,17 @@ family's config.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import difflib
 import functools
+import inspect
+import math
+import os
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 DEFAULT_TASK = "embedded_dielectric_iso"
 
@@ -70,15 +76,27 @@ class TrainConfig:
     progress: bool = option(True, flag="--no-progress", help="no progress bars")
 
     def __post_init__(self) -> None:
+        """Every option checked before any work starts: its type, its choices and its range."""
         for name, allowed in literal_choices().items():
             if getattr(self, name) not in allowed:
                 raise UsageError(f"TrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
+        for f in dataclasses.fields(self):
+            if f.name not in literal_choices():
+                check_type(getattr(self, f.name), field_types()[f.name], f"TrainConfig.{f.name} ({flag_of(f)})")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
-        if not (self.lr > 0):
-            raise UsageError(f"lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"lr must be a finite number > 0, got {self.lr} (--lr, e.g. --lr 1e-3)")
         if not (0.0 < self.val_fraction < 1.0):
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _in_range(self, "fold", 0, None, "the first fold is 0")
+        _in_range(self, "patience", 0, None, "0 turns early stopping off")
+        _in_range(self, "plateau_patience", 1, None, "epochs without a better score before the LR drops")
+        _in_range(self, "weight_decay", 0.0, None, "0 = none")
+        _in_range(self, "grad_clip", 0.0, None, "0 = off")
+        _in_range(self, "warmup_epochs", 0.0, None, "epochs of linear warm-up")
+        _in_range(self, "min_lr_factor", 0.0, 1.0, "a fraction of --lr")
+        _in_range(self, "plateau_factor", 0.0, 1.0, "the LR multiplier of the plateau schedule", low_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,3 +120,107 @@ def field_types() -> dict[str, Any]:
 def literal_choices() -> dict[str, tuple[Any, ...]]:
     """``{field: allowed values}`` for the fields annotated with a ``Literal``."""
     return {name: typing.get_args(t) for name, t in field_types().items() if typing.get_origin(t) is Literal}
+
+
+# ------------------------------------------------------------------------------------ option checks
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a ``TrainConfig`` field (``--batch-size``, ``--set`` ...)."""
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+
+
+def _in_range(config: TrainConfig, name: str, low: float | None, high: float | None, meaning: str,
+              low_open: bool = False) -> None:
+    value = getattr(config, name)
+    ok = math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    if not ok:
+        bounds = (f"{'>' if low_open else '>='} {low}" if high is None else
+                  f"in {'(' if low_open else '['}{low}, {high}]") if low is not None else f"<= {high}"
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"TrainConfig.{name}={value!r} ({flag}): must be a finite number {bounds} ({meaning})")
+
+
+def describe_type(annotation: Any) -> str:
+    """``int | None`` -> "int or None" (for messages)."""
+    if annotation is Any:
+        return "any value"
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in typing.get_args(annotation))
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def conforms(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` is of the annotated type, the way an option is meant: an int is not a bool, a
+    float may be given as an int, a path as a str; annotations this does not know accept anything."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, a) for a in typing.get_args(annotation))
+    if origin is Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None) or annotation is None:
+        return value is None
+    cls = origin if origin is not None else annotation
+    if cls is bool:
+        return isinstance(value, bool)
+    if cls is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if cls is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if cls in (tuple, list, collections.abc.Sequence):
+        return isinstance(value, (list, tuple))
+    if cls is os.PathLike:
+        return isinstance(value, (str, os.PathLike))
+    if isinstance(cls, type):
+        return isinstance(value, cls)
+    return True
+
+
+def check_type(value: Any, annotation: Any, what: str) -> None:
+    if not conforms(value, annotation):
+        raise UsageError(f"{what} must be {describe_type(annotation)}, got {value!r} ({type(value).__name__})")
+
+
+def check_arguments(values: dict[str, Any], target: Callable | type, what: str, flag: str) -> None:
+    """Names and types of ``values`` against the parameters of ``target`` (a function, or a dataclass's
+    fields): an unknown name gets a did-you-mean, a value of the wrong type names the expected one.
+    Parameters without an annotation take the type of their default (an int default wants an int)."""
+    if not values:
+        return
+    if dataclasses.is_dataclass(target):
+        hints = typing.get_type_hints(target)
+        params = {f.name: (hints.get(f.name, Any), f.default) for f in dataclasses.fields(target)}
+        open_ended = False
+    else:
+        func = inspect.unwrap(target)
+        sig = inspect.signature(func)
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception:  # an annotation that does not resolve: fall back to the defaults' types
+            hints = {}
+        # Parameters without a default are the ones the factory fills in itself (a task's spec or name).
+        params = {n: (hints.get(n, p.annotation if not isinstance(p.annotation, str) else inspect.Parameter.empty),
+                      p.default) for n, p in sig.parameters.items()
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.default is not inspect.Parameter.empty}
+        open_ended = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    for key, value in values.items():
+        if key not in params:
+            if open_ended:
+                continue
+            close = difflib.get_close_matches(key, list(params), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise UsageError(f"{what} has no option {key!r} ({flag} {key}=...){hint} Options: {', '.join(sorted(params))}")
+        annotation, default = params[key]
+        if annotation in (Any, inspect.Parameter.empty) and default not in (None, inspect.Parameter.empty,
+                                                                             dataclasses.MISSING):
+            annotation = type(default)
+        if not conforms(value, annotation):
+            raise UsageError(f"{what}: {flag} {key}={value!r} must be {describe_type(annotation)}, "
+                             f"not {type(value).__name__}")

@@ -11,12 +11,18 @@
 - **Batches**: consecutive slices of an order; the order of epoch e is ``default_rng([seed, e])``'s
   permutation, which does not depend on history, so a resumed run sees the batches an uninterrupted
   one would have seen.
+- **Checks before any work**: task options (``--task-arg``) against the task factory's parameters (name,
+  with a did-you-mean, and type); every target finite (a class: true/false), naming the ids that are
+  not, before a graph is built or a model made.
+- **Identity**: each part of the fold is fingerprinted (``zoo.training.dataid``) so that the run and its
+  weights record exactly which data they saw.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -25,7 +31,8 @@ from zoo import tasks
 from zoo.graphs import GraphSpec, build_graphs
 from zoo.tasks.spec import TargetSpec
 
-from .config import TrainConfig, TrainingError
+from . import dataid
+from .config import TrainConfig, TrainingError, UsageError, check_arguments
 
 log = logging.getLogger("zoo.training")
 
@@ -50,6 +57,8 @@ class FoldData:
     test_all_ids: list[str]  # every test id, in the task's order
     test_all_y: np.ndarray | None
     failures: dict[str, str]  # every structure of the fold without a graph: id -> message
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # part -> {"n", "sha256"} (zoo.training.dataid)
+    validation: str = "task"  # "task": the task's fixed validation ids; "seeded": split_seed + val_fraction
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test), "graph_failures": len(self.failures)}
@@ -59,13 +68,23 @@ def resolve_task(config: TrainConfig, task=None):
     """``task`` when given (an object, e.g. an in-memory task), else ``config.task`` from the registry."""
     if task is not None:
         return task
-    kwargs = dict(config.task_kwargs)
-    if config.data_dir is not None:
-        kwargs.setdefault("data_dir", config.data_dir)
+    return build_task(config.task, config.task_kwargs, config.data_dir)
+
+
+def build_task(name: str, task_kwargs: dict[str, Any], data_dir: str | None = None):
+    """Task ``name`` from the registry, its options checked first (names and types, see ``check_arguments``)."""
+    factory = tasks.TASKS.get(name).factory  # KeyError with a did-you-mean for an unknown name
+    check_arguments(dict(task_kwargs), factory, f"task {name}", "--task-arg")
+    kwargs = dict(task_kwargs)
+    if data_dir is not None:
+        params = inspect.signature(inspect.unwrap(factory)).parameters.values()
+        if "data_dir" not in [p.name for p in params] and not any(p.kind == p.VAR_KEYWORD for p in params):
+            raise UsageError(f"task {name} makes its own data: it reads no --data-dir (its options are --task-arg ...)")
+        kwargs.setdefault("data_dir", data_dir)
     try:
-        return tasks.get(config.task, **kwargs)
-    except TypeError as exc:  # an option the task's factory does not take (e.g. data_dir for a generated task)
-        raise TrainingError(f"task {config.task!r} cannot be built with options {sorted(kwargs)}: {exc}") from None
+        return tasks.get(name, **kwargs)
+    except TypeError as exc:  # an option the task's factory does not take
+        raise UsageError(f"task {name!r} cannot be built with options {sorted(kwargs)}: {exc}") from None
 
 
 def series_values(s) -> list:
@@ -79,14 +98,28 @@ def series_ids(s, prefix: str) -> list[str]:
     return [f"{prefix}{i}" for i in range(len(s))]
 
 
-def stack_targets(values: Sequence, target: TargetSpec) -> np.ndarray:
-    shape = target.shape
+def stack_targets(values: Sequence, target: TargetSpec, ids: Sequence[str] | None = None, what: str = "targets") -> np.ndarray:
+    """Targets as one float64 array (n, *shape); refuses a missing, non-finite or misshapen one (and for a
+    class target anything but true/false, 0 or 1), naming the ids, so that no model trains on them."""
+    shape = tuple(target.shape)
     if len(values) == 0:
-        return np.zeros((0,) + tuple(shape))
-    arr = np.stack([np.asarray(v, dtype=np.float64) for v in values])
-    if arr.shape[1:] != tuple(shape):
-        raise TrainingError(f"targets have shape {arr.shape[1:]} but the task says {tuple(shape)}")
-    return arr
+        return np.zeros((0,) + shape)
+    ids = list(ids) if ids is not None else [str(i) for i in range(len(values))]
+    bad, rows = [], []
+    for k, v in zip(ids, values):
+        try:
+            a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            a = np.full(shape, np.nan)
+        if a.shape != shape or not np.isfinite(a).all() or (target.kind == "class" and not np.isin(a, (0.0, 1.0)).all()):
+            bad.append(k)
+            a = np.full(shape, np.nan)
+        rows.append(a)
+    if bad:
+        want = "true/false (or 0/1)" if target.kind == "class" else f"finite numbers of shape {shape}"
+        raise TrainingError(f"{what}: {len(bad)} of {len(values)} are missing, NaN/inf or not {want}, e.g. ids "
+                            f"{bad[:10]}; drop or fix these rows of the data before training")
+    return np.stack(rows)
 
 
 def validation_ids(task, fold, train_ids: Sequence[str], config: TrainConfig) -> list[str]:
@@ -148,8 +181,11 @@ def load_fold(task, fold, config: TrainConfig, graph_spec: GraphSpec) -> FoldDat
     te_in, te_out = task.get_test_data(fold, include_target=True)
     tv_ids, te_ids = series_ids(tv_in, "train-"), series_ids(te_in, "test-")
     tv_struct, te_struct = series_values(tv_in), series_values(te_in)
-    tv_y = stack_targets(series_values(tv_out), target)
-    te_y = stack_targets(series_values(te_out), target) if te_out is not None else None
+    name = getattr(getattr(task, "spec", None), "name", "task")
+    tv_y = stack_targets(series_values(tv_out), target, tv_ids, f"task {name} fold {fold}: training targets")
+    te_y = (stack_targets(series_values(te_out), target, te_ids, f"task {name} fold {fold}: test targets")
+            if te_out is not None else None)
+    prints = {"train_val": dataid.fingerprint(tv_ids, tv_y, tv_struct), "test": dataid.fingerprint(te_ids, te_y, te_struct)}
 
     by_id, failures = task_graphs(task, graph_spec, config)
     if by_id is not None and all(k in by_id for k in tv_ids + te_ids):
@@ -159,7 +195,9 @@ def load_fold(task, fold, config: TrainConfig, graph_spec: GraphSpec) -> FoldDat
         graphs, failures = _build(tv_struct + te_struct, tv_ids + te_ids, graph_spec, config)
     tv_graphs, te_graphs = graphs[: len(tv_ids)], graphs[len(tv_ids):]
 
-    val_set = set(validation_ids(task, fold, tv_ids, config))
+    val_ids = validation_ids(task, fold, tv_ids, config)
+    val_set = set(val_ids)
+    prints["val_ids"] = dataid.fingerprint(sorted(val_set), None, [])
 
     def make(idx: Iterable[int], ids, structs, ys, gs) -> Split:
         idx = [i for i in idx if gs[i] is not None]
@@ -171,10 +209,23 @@ def load_fold(task, fold, config: TrainConfig, graph_spec: GraphSpec) -> FoldDat
     if len(train) == 0 or len(val) == 0:
         raise TrainingError(f"fold {fold}: no training or validation structure has a graph ({len(failures)} failures; see failures.json)")
     test_failed = {k: failures[k] for k in te_ids if k in failures}
-    return FoldData(train, val, test, test_failed, te_ids, te_y, failures)
+    has_own = getattr(task, "get_validation_ids", None) is not None and task.get_validation_ids(fold) is not None
+    return FoldData(train, val, test, test_failed, te_ids, te_y, failures, prints, "task" if has_own else "seeded")
 
 
-def batches(n: int, batch_size: int, order: np.ndarray | None = None) -> list[np.ndarray]:
-    """Index arrays of consecutive batches of ``order`` (default 0..n-1); the last may be short."""
-    order = np.arange(n) if order is None else order
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+def batches(n: int, batch_size: int, order: np.ndarray | None = None, groups: Sequence | None = None) -> list[np.ndarray]:
+    """Index arrays of consecutive batches of ``order`` (default 0..n-1); the last may be short.
+
+    With ``groups`` (one hashable key per index), a batch holds indices of one key only: the keys in
+    order of first appearance, each key's indices in ``order``'s order. A family asks for this through
+    its config's ``batch_key(graph)`` when mixing kinds of graph in a batch costs it (pgnet runs one
+    branch per holohedry; a batch of one holohedry runs one branch)."""
+    order = np.arange(n) if order is None else np.asarray(order)
+    if groups is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    keys = [groups[i] for i in order]
+    out = []
+    for key in dict.fromkeys(keys):
+        sel = order[np.array([k == key for k in keys])]
+        out += [sel[i : i + batch_size] for i in range(0, len(sel), batch_size)]
+    return out

@@ -1,33 +1,43 @@
 """Scoring trained weights: at the end of a run (``finish_run``) and later from the weights alone
-(``load_trained``, ``evaluate``).
+(``evaluate``; the model itself: ``load_trained`` in ``zoo.training.trained``).
 
 Every summary sets the model next to its *floor*, always predicting the training mean (a class: the
 training prior), scored with the same metrics. Every test structure gets a prediction: one whose graph
 failed gets the floor and is flagged in ``predictions_test.csv``, because matbench needs a prediction
 for every test entry.
+
+``evaluate`` scores weights only on the data they are meant for. By default it re-creates the task the
+run was trained on, with the recorded task options and data folder, and checks the fold against the
+fingerprint recorded with the weights (``zoo.training.dataid``): other data (another n_crystals, another
+version of a data file, another fold, whose test set was part of this run's training data) are refused
+with what differs. Another task is refused too, even with a target of the same kind and shape: it
+measures another property. ``allow_other_data`` / ``allow_other_task`` (``--allow-other-data``,
+``--allow-other-task``) score anyway, and the result says that it is not the run's own evaluation.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from zoo import tasks
-from zoo.core import weights
 from zoo.core.io import read_jsonl, write_json
-from zoo.graphs import GraphSpec, build_graphs
-from zoo.models import config_from_dict
-from zoo.tasks.spec import TargetSpec
+from zoo.graphs import build_graphs
 
-from . import plots, runs
-from .adapter import Adapter, get_adapter, predict_graphs
-from .config import TrainConfig, TrainingError
-from .data import FoldData, series_ids, series_values, stack_targets
+from . import dataid, plots, runs
+from .adapter import Adapter, predict_graphs
+from .config import TrainingError, UsageError
+from .data import FoldData, build_task, series_ids, series_values, stack_targets
 from .run import Run
-from .targets import TargetNormalizer, compute_metrics, resolve_loss
+from .targets import compute_metrics
+from .trained import TrainedModel, load_trained, resolve_weights
+
+log = logging.getLogger("zoo.training")
+
+__all__ = ["TrainedModel", "evaluate", "finish_run", "load_trained", "resolve_weights"]
 
 
 def finish_run(run: Run, adapter: Adapter, data: FoldData) -> dict[str, Any]:
@@ -77,71 +87,35 @@ def finish_run(run: Run, adapter: Adapter, data: FoldData) -> dict[str, Any]:
     return summary
 
 
-class TrainedModel:
-    """Best weights + metadata: builds the model alone and predicts in task units."""
-
-    def __init__(self, state: dict[str, np.ndarray], meta: dict[str, Any], backend: str = "torch", dtype: str | None = None,
-                 batch_size: int = 64):
-        self.meta = meta
-        self.target = TargetSpec(**meta["target"])
-        self.model_config = config_from_dict(meta["model"], meta["config"])
-        self.graph_spec = GraphSpec(**meta["featurization"])
-        self.normalizer = TargetNormalizer.from_dict(meta["normalizer"])
-        self.batch_size = batch_size
-        cfg = TrainConfig(model=meta["model"], backend=backend, dtype=dtype or meta.get("dtype", "float32"), progress=False,
-                          batch_size=batch_size)
-        self.adapter = get_adapter(backend)(meta["model"], self.model_config, cfg, resolve_loss(cfg, self.target))
-        self._initialised = False
-        self._state = state
-
-    def _ensure_init(self, graphs) -> None:
-        # The jax model's parameter shapes come from an example batch, so building waits for the first graphs.
-        if not self._initialised:
-            self.adapter.init(list(graphs[: self.batch_size]))
-            self.adapter.load_state_dict(self._state)
-            self._initialised = True
-
-    def predict_graphs(self, graphs: Sequence) -> np.ndarray:
-        if len(graphs) == 0:
-            return np.zeros((0,) + self.target.shape)
-        self._ensure_init(graphs)
-        return self.normalizer.inverse(predict_graphs(self.adapter, graphs, self.batch_size))
-
-    def predict(self, structures: Sequence, ids: Sequence[str] | None = None, cache: bool = True, progress: bool = False) -> np.ndarray:
-        """Predictions in task units; a structure whose graph fails raises (use ``predict_graphs`` to skip)."""
-        graphs, _ = build_graphs(list(structures), self.graph_spec, ids=ids, cache=cache, progress=progress, on_error="raise")
-        return self.predict_graphs(graphs)
-
-
-def resolve_weights(path: str | os.PathLike) -> Path:
-    """A run folder -> its ``best`` stem; a ``.safetensors``/``.json``/stem path -> that stem."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "best.json").exists():
-            raise FileNotFoundError(f"{path} has no best.json/best.safetensors: not a finished run folder (resume it with `zoo train --resume {path}`)")
-        return path / "best"
-    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-
-
-def load_trained(path: str | os.PathLike, backend: str = "torch", dtype: str | None = None, batch_size: int = 64) -> TrainedModel:
-    state, meta = weights.load(resolve_weights(path))
-    for key in ("model", "config", "featurization", "target", "normalizer"):
-        if key not in meta:
-            raise TrainingError(f"{path}: weights metadata lacks {key!r}; these weights were not written by zoo.training")
-    return TrainedModel(state, meta, backend=backend, dtype=dtype, batch_size=batch_size)
-
-
 def evaluate(path: str | os.PathLike, task=None, fold: int | None = None, backend: str = "torch", data_dir: str | None = None,
-             split: str = "test", progress: bool = True, write: bool = True) -> dict[str, Any]:
-    """Score saved weights on a task fold (default: the task and fold they were trained on).
+             split: str = "test", progress: bool = True, write: bool = True, task_kwargs: dict[str, Any] | None = None,
+             allow_other_task: bool = False, allow_other_data: bool = False) -> dict[str, Any]:
+    """Score saved weights on a task fold: by default the task, options and fold they were trained on,
+    re-created and checked against the recorded data (module docstring).
 
-    Writes ``evaluations/<UTC time>_<task>_f<fold>_<backend>.json`` into the run folder (when ``path`` is one).
+    ``task``: a name or a task object (default: the one trained on); ``task_kwargs`` replace recorded task
+    options; ``data_dir`` the recorded data folder. Writes ``evaluations/<UTC time>_<task>_f<fold>_<backend>.json``
+    into the run folder (when ``path`` is one).
     """
+    if split not in ("test", "train"):
+        raise UsageError(f"split must be 'test' or 'train', got {split!r}")
     model = load_trained(path, backend=backend)
     meta = model.meta
+    record = meta.get("data") or {}
+    trained_on = meta.get("task", {}).get("name")
+    name = task.spec.name if task is not None and not isinstance(task, str) else (task or trained_on)
+    other_task = name != trained_on
+    if other_task and not allow_other_task:
+        raise UsageError(f"{path} was trained on task {trained_on!r}; scores on {name!r} would measure another property "
+                         "(even where kind, shape and units agree). Drop --task to score it on its own task, or pass "
+                         "--allow-other-task (allow_other_task=True) to score it anyway")
+    kwargs = None  # the options the task is built with here (unknown for a task object)
     if task is None or isinstance(task, str):
-        task = tasks.get(task or meta["task"]["name"], **({"data_dir": data_dir} if data_dir else {}))
-    fold = meta.get("fold", 0) if fold is None else fold
+        kwargs = {**({} if other_task else record.get("task_kwargs", {})), **(task_kwargs or {})}
+        folder = data_dir if data_dir is not None else (None if other_task else record.get("data_dir"))
+        task = build_task(name, kwargs, folder)
+    trained_fold = meta.get("fold", 0)
+    fold = trained_fold if fold is None else fold
     if task.spec.target.kind != model.target.kind or task.spec.target.shape != model.target.shape:
         raise TrainingError(f"{path} predicts a {model.target.kind}{model.target.shape} target, task {task.spec.name} needs "
                             f"{task.spec.target.kind}{task.spec.target.shape}")
@@ -150,7 +124,16 @@ def evaluate(path: str | os.PathLike, task=None, fold: int | None = None, backen
     else:
         inputs, outputs = task.get_train_and_val_data(fold)
     ids, structures = series_ids(inputs, "s-"), series_values(inputs)
-    y = stack_targets(series_values(outputs), task.spec.target)
+    y = stack_targets(series_values(outputs), task.spec.target, ids, f"task {task.spec.name} fold {fold}: {split} targets")
+    problems = [] if other_task else _data_problems(record, task, kwargs, fold, trained_fold, split, ids, y, structures)
+    if problems and not allow_other_data:
+        fix = (f"drop --fold (the run's fold is {trained_fold})" if str(fold) != str(trained_fold) else
+               "re-create them (the task options recorded in the run's config.json, the same data files)")
+        raise UsageError(f"{path}: not the data these weights were {'tested' if split == 'test' else 'trained'} on: "
+                         f"{'; '.join(problems)}. To score the run's own data, {fix}; to score these anyway, pass "
+                         "--allow-other-data (allow_other_data=True)")
+    for p in problems:
+        log.warning("%s: scoring on other data than recorded: %s", path, p)
     graphs, failures = build_graphs(structures, model.graph_spec, ids=ids, cache=True, progress=progress, on_error="skip")
     keep = [i for i, g in enumerate(graphs) if g is not None]
     pred = model.predict_graphs([graphs[i] for i in keep])
@@ -158,6 +141,9 @@ def evaluate(path: str | os.PathLike, task=None, fold: int | None = None, backen
         "weights": str(resolve_weights(path)), "task": task.spec.name, "task_version": task.spec.version, "fold": fold,
         "split": split, "backend": backend, "n": len(ids), "graph_failures": {str(k): str(v) for k, v in (failures or {}).items()},
         "metrics": compute_metrics(task.spec.target, y[keep], pred, structures=[structures[i] for i in keep]),
+        # True only when the data are the ones recorded with the weights (the run's own evaluation).
+        "data_verified": not other_task and not problems,
+        "other_task": other_task, "data_differences": problems,
     }
     run_dir = Path(path) if Path(path).is_dir() else None
     if write and run_dir is not None:
@@ -170,3 +156,21 @@ def evaluate(path: str | os.PathLike, task=None, fold: int | None = None, backen
         write_json(out, result)
         result["written_to"] = str(out)
     return result
+
+
+def _data_problems(record: dict[str, Any], task, kwargs, fold, trained_fold, split: str, ids, y, structures) -> list[str]:
+    """Why the data about to be scored are not those recorded with the weights (empty: they are)."""
+    if not record.get("fingerprint"):
+        return ["the weights record no fingerprint of their data (written before crystal-zoo kept one), so the data "
+                "cannot be checked"]
+    problems = []
+    if str(fold) != str(trained_fold):
+        problems.append(f"fold {fold} is not the fold {trained_fold} the run was trained on"
+                        + (f": fold {fold}'s test structures were part of its training data" if split == "test" else ""))
+    part = "test" if split == "test" else "train_val"
+    now = {"task": task.spec.name, "version": task.spec.version,
+           "task_kwargs": record.get("task_kwargs") if kwargs is None else kwargs,
+           "files": dataid.data_files(task), "fingerprint": {part: dataid.fingerprint(ids, y, structures)}}
+    if not problems:
+        problems += dataid.differences(record, now, [part])
+    return problems

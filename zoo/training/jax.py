@@ -47,6 +47,12 @@ def _in_precision(method):
     return scoped
 
 
+def _state_shapes(tree) -> dict[str, tuple[int, ...]]:
+    """``{path: shape}`` of a pytree of shaped values (the names matter only for messages)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
 class JaxAdapter(Adapter):
     backend = "jax"
 
@@ -82,13 +88,17 @@ class JaxAdapter(Adapter):
         return optax.inject_hyperparams(make)(learning_rate=c.lr)
 
     @_in_precision
-    def init(self, example: Sequence) -> None:
+    def init(self, example: Sequence, check=None) -> None:
         self.module = build(self.model_name, "jax", self.model_config)
         init_key, _ = jax.random.split(self.key)
         batch, _ = self.make_batch(example, None)
         # Jitted: run eagerly, init compiles every primitive separately (seconds for a small model).
-        init = jax.jit(lambda rngs, b: self.module.init(rngs, b, train=False))
-        variables = init({"params": init_key, "dropout": init_key}, batch)
+        # Lowered first: its output shapes are the parameter shapes, known before anything is allocated.
+        rngs = {"params": init_key, "dropout": init_key}
+        lowered = jax.jit(lambda rngs, b: self.module.init(rngs, b, train=False)).lower(rngs, batch)
+        if check is not None:
+            check(_state_shapes(lowered.out_info))
+        variables = lowered.compile()(rngs, batch)
         variables = _cast_floats(jax.device_get(variables), self.dtype)
         self.params = variables["params"]
         self.batch_stats = variables.get("batch_stats", {})
@@ -201,6 +211,14 @@ class JaxAdapter(Adapter):
 
     def load_rng_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self._step = int(meta.get("step", self._step))
+
+    def memory_limit(self) -> int:
+        dev = jax.devices()[0]
+        if dev.platform != "cpu":  # an accelerator's own memory, where jax reports it
+            limit = (dev.memory_stats() or {}).get("bytes_limit")
+            if limit:
+                return int(limit)
+        return super().memory_limit()
 
     def device(self) -> str:
         d = jax.devices()[0]

@@ -9,6 +9,7 @@ score. At the end the best weights predict the validation and test sets (``evalu
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -28,10 +29,11 @@ from zoo.core.provenance import environment
 from zoo.nn.losses import per_graph_loss
 from zoo.tasks.spec import TaskSpec
 
-from . import checkpoint, runs
-from .adapter import Adapter, get_adapter, predict_graphs
-from .config import TrainConfig, TrainingError
-from .data import FoldData, batches, load_fold, resolve_task
+from . import checkpoint, dataid, runs
+from .adapter import Adapter, check_backend, get_adapter, index_batches, predict_graphs
+from .budget import check_memory
+from .config import TrainConfig, TrainingError, UsageError
+from .data import FoldData, load_fold, resolve_task
 from .evaluate import finish_run
 from .run import Run, model_config_for
 from .schedule import LRSchedule
@@ -70,11 +72,23 @@ def train(
     """
     if (config is None) == (resume is None):
         raise ValueError("pass either a TrainConfig (new run) or resume=RUN_DIR (continue a run)")
+    with contextlib.ExitStack() as held:
+        if resume is not None:  # one process per run folder: a second resume is refused, not interleaved
+            if not Path(resume).is_dir():
+                raise UsageError(f"--resume {resume}: no such run folder (pass the folder `zoo train` printed)")
+            held.enter_context(runs.lock_run(resume))
+        return _train(config, task, resume, epochs, on_epoch_end, on_start, held)
+
+
+def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextlib.ExitStack) -> TrainResult:
     saved = runs.read_config(resume) if resume is not None else None
     if saved is not None:
         config = TrainConfig.from_dict(saved["train"])
     if epochs is not None:
         config = dataclasses.replace(config, epochs=int(epochs))
+    # Everything a user can get wrong is checked before any data is read: the backend and device, the
+    # task and its options, the model and its hyper-parameters.
+    check_backend(config.backend, config.device)
     task = resolve_task(config, task)
     config = dataclasses.replace(config, task=task.spec.name)
     model_config = model_config_for(config, task.spec.target, saved["model"]["config"] if saved else None)
@@ -90,7 +104,9 @@ def train(
     _check_selection(task.spec, data)
 
     adapter = get_adapter(config.backend)(config.model, model_config, config, loss)
-    adapter.init(data.train.graphs[: config.batch_size])
+    # The memory one step needs is checked on the parameter shapes, before anything is allocated.
+    adapter.init(data.train.graphs[: config.batch_size],
+                 check=lambda shapes: check_memory(shapes, data.train.graphs + data.val.graphs, config, adapter.memory_limit()))
     if config.init_weights and resume is None:
         adapter.load_state_dict(weights.load(config.init_weights)[0])
 
@@ -98,10 +114,12 @@ def train(
     # no empty folder behind.
     if resume is None:
         run_dir = runs.create_run_dir(config.out, config.model, config.backend, config.task, config.fold)
+        held.enter_context(runs.lock_run(run_dir))
         log.info("run folder %s", run_dir)
     else:
         run_dir = Path(resume)
-    run = Run(run_dir, config, task.spec, model_config, graph_spec, loss, normalizer)
+    run = Run(run_dir, config, task.spec, model_config, graph_spec, loss, normalizer,
+              data=dataid.record(task, config, data.fingerprint, data.validation))
     _write_run_files(run, data, adapter, resumed=resume is not None)
     if on_start is not None:
         on_start(run.dir)
@@ -130,7 +148,7 @@ def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on
     """Epochs from the run's state up to ``config.epochs`` (or an early stop), each logged and checkpointed."""
     c, state = run.config, run.state
     z_train = run.normalizer.forward(data.train.y)
-    val_batches = [adapter.make_batch([data.val.graphs[i] for i in b], None) for b in batches(len(data.val), c.batch_size)]
+    val_batches = [adapter.make_batch([data.val.graphs[i] for i in b], None) for b in index_batches(adapter, data.val.graphs, c.batch_size)]
     bar = tqdm(range(state.epoch, c.epochs), initial=state.epoch, total=c.epochs, unit="epoch",
                desc=f"{c.model}/{c.backend} {c.task} f{c.fold}", disable=not c.progress)
     for epoch0 in bar:
@@ -167,7 +185,11 @@ def _train_epoch(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldDat
     """One pass over the shuffled training set; returns the mean per-graph loss (standardised units)."""
     c, state = run.config, run.state
     order = np.random.default_rng([c.seed, epoch]).permutation(len(data.train))
-    train_batches = batches(len(data.train), c.batch_size, order)
+    train_batches = index_batches(adapter, data.train.graphs, c.batch_size, order)
+    if hasattr(adapter.model_config, "batch_key"):
+        # grouped batches come key by key: shuffle their order too (a family without groups keeps
+        # the plain permutation, so its runs reproduce bit for bit across this change)
+        train_batches = [train_batches[i] for i in np.random.default_rng([c.seed, epoch, 1]).permutation(len(train_batches))]
     # A batch bar only where an epoch is long enough to need one (it disappears at the epoch's end).
     total, count = 0.0, 0
     for b in tqdm(train_batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not c.progress or len(train_batches) < 50):
@@ -215,6 +237,11 @@ def _write_run_files(run: Run, data: FoldData, adapter: Adapter, resumed: bool) 
         write_json(run.dir / "env.json", environment(adapter.device(), run.seeds()))
         return
     old = runs.read_config(run.dir)
+    if old.get("data"):  # runs that recorded their data: the fold must be the very same
+        changed = dataid.differences(old["data"], run.data, ["train_val", "test", "val_ids"])
+        if changed:
+            raise TrainingError(f"{run.dir}: the data differ from the ones the run started with ({'; '.join(changed)}); "
+                                "cannot resume: re-create the same data (task options, data files) or start a new run")
     if old.get("normalizer") != resolved["normalizer"]:
         raise TrainingError(f"{run.dir}: the training targets differ from the ones the run started with; cannot resume")
     if old["train"]["epochs"] != run.config.epochs:

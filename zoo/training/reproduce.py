@@ -6,6 +6,11 @@ fold's provenance (``runs/fold_<k>/{config,env,metrics}.json``) and ``progress.j
 the run folder of every fold as soon as it exists. Finished results are never overwritten. A killed
 reproduction is continued by calling it again with the same settings: finished folds are reused, an
 unfinished one is resumed from its last checkpoint.
+
+One reproduction at a time writes a result folder: the folder's lock (``zoo.core.lock``) is held from
+the first fold to the submission files, so a second ``zoo reproduce`` with the same task, model,
+backend and seed is refused at once instead of training the same folds again and writing the same
+``results.json.gz``; the lock is released whenever the process ends, so a killed one can be continued.
 """
 from __future__ import annotations
 
@@ -16,13 +21,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from zoo import tasks
 from zoo.core.io import write_json, write_text
+from zoo.core.lock import hold
 from zoo.models import get_family
 from zoo.tasks.matbench import write_submission
 
 from . import runs
+from .adapter import check_backend
 from .config import TrainConfig, UsageError
+from .data import build_task
 from .loop import train
 
 # Options that may differ between the calls of one reproduction: where the data and the progress bars are.
@@ -42,25 +49,36 @@ def reproduce(base: TrainConfig, seeds: Sequence[int] = (0,), folds: Sequence[in
     task's headline scores (``task.spec.metrics``)."""
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds has duplicates: {list(seeds)}")
+    check_backend(base.backend, base.device)
     outs = []
     for seed in seeds:
-        task = tasks.get(base.task, **({"data_dir": base.data_dir} if base.data_dir else {}), **base.task_kwargs)
+        task = build_task(base.task, base.task_kwargs, base.data_dir)
         todo = list(task.folds) if folds is None else list(folds)
+        unknown = sorted(set(todo) - set(task.folds))
+        if unknown:
+            raise UsageError(f"--folds {unknown}: task {task.spec.name} has folds {list(task.folds)}")
         out = results_dir(results, task, base.model, base.backend, seed, seeds)
-        if (out / "results.json.gz").exists():
-            raise UsageError(f"{out}/results.json.gz already exists; results are never overwritten. Move it away, or pick other --seeds.")
-        cfg = TrainConfig.from_dict({**base.to_dict(), "seed": seed})
-        progress = _progress(out / "progress.json", cfg)
-        print(f"== {base.task}: {base.model} ({base.backend}), seed {seed}, folds {todo} -> {out}")
-        for fold in todo:
-            summary = _fold(task, cfg, fold, out / "progress.json", progress)
-            print(f"   fold {fold}: " + _headline(task, summary.get("test", {})))
-        outs.append(out)
-        if folds is not None and set(todo) != set(task.folds):
-            print(f"   only folds {todo}: no submission written (all of {list(task.folds)} are needed)")
-            continue
-        _write_results(task, out, progress, cfg)
+        _refuse_finished(out)
+        with hold(out, f"result folder {out}", "another `zoo reproduce` with the same task, model, backend and seed "
+                  "is writing it; wait for it to finish (a killed one is continued by calling it again)"):
+            _refuse_finished(out)  # finished by the holder of the lock while this one waited to start
+            cfg = TrainConfig.from_dict({**base.to_dict(), "seed": seed})
+            progress = _progress(out / "progress.json", cfg)
+            print(f"== {base.task}: {base.model} ({base.backend}), seed {seed}, folds {todo} -> {out}")
+            for fold in todo:
+                summary = _fold(task, cfg, fold, out / "progress.json", progress)
+                print(f"   fold {fold}: " + _headline(task, summary.get("test", {})))
+            outs.append(out)
+            if folds is not None and set(todo) != set(task.folds):
+                print(f"   only folds {todo}: no submission written (all of {list(task.folds)} are needed)")
+                continue
+            _write_results(task, out, progress, cfg)
     return outs
+
+
+def _refuse_finished(out: Path) -> None:
+    if (out / "results.json.gz").exists():
+        raise UsageError(f"{out}/results.json.gz already exists; results are never overwritten. Move it away, or pick other --seeds.")
 
 
 def _progress(path: Path, cfg: TrainConfig) -> dict[str, Any]:
@@ -79,7 +97,8 @@ def _fold(task, cfg: TrainConfig, fold: int, progress_path: Path, progress: dict
     run_dir = progress["runs"].get(str(fold))
     if run_dir and (Path(run_dir) / "metrics.json").exists():
         print(f"   fold {fold}: done earlier in {run_dir}")
-    elif run_dir and runs.latest_checkpoint(run_dir) is not None:
+    elif run_dir and (Path(run_dir) / "config.json").exists():
+        # From its newest usable checkpoint (or epoch 0 if it was killed before the first one).
         print(f"   fold {fold}: resuming {run_dir}")
         train(resume=run_dir, task=task)
     else:

@@ -22,7 +22,7 @@ from zoo.graphs import GraphSpec
 from zoo.models import config_from_dict, config_to_dict, get_family, make_config
 from zoo.tasks.spec import TargetSpec, TaskSpec
 
-from .config import TrainConfig, TrainingError
+from .config import TrainConfig, TrainingError, check_arguments
 from .targets import TargetNormalizer
 
 
@@ -56,6 +56,7 @@ class Run:
     normalizer: TargetNormalizer
     state: TrainerState = field(default_factory=TrainerState)
     best_weights: dict[str, np.ndarray] | None = None  # torch-named state of the best epoch so far
+    data: dict[str, Any] = field(default_factory=dict)  # what data the run saw (zoo.training.dataid.record)
 
     @property
     def target(self) -> TargetSpec:
@@ -107,6 +108,7 @@ class Run:
             "fold": c.fold,
             "backend": c.backend,
             "dtype": c.dtype,
+            "data": self.data,
             **extra,
         }
 
@@ -124,6 +126,7 @@ class Run:
             "selection_higher_is_better": higher,
             "normalizer": self.normalizer.to_dict(),
             "n": sizes,
+            "data": self.data,
         }
 
     def seeds(self) -> dict[str, Any]:
@@ -139,5 +142,7 @@ def model_config_for(config: TrainConfig, target: TargetSpec, saved: dict | None
     kinds = get_family(config.model).outputs
     if target.kind not in kinds:
         raise TrainingError(f"model {config.model!r} predicts {list(kinds)}, but task {config.task!r} needs a {target.kind} target")
+    if saved is None:  # --set names and types, with a did-you-mean, before the family's own checks
+        check_arguments(dict(config.model_overrides), get_family(config.model).config, f"model {config.model}", "--set")
     mc = config_from_dict(config.model, saved) if saved is not None else make_config(config.model, **config.model_overrides)
     return mc.with_target(target)

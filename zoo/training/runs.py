@@ -13,10 +13,15 @@ Layout of ``runs/<UTC time>_<model>_<backend>_<task>_f<fold>_<random>/``::
     best.safetensors/.json   best weights (torch state_dict names) + metadata to rebuild the model alone
     checkpoint/LATEST        name of the newest complete checkpoint folder
     checkpoint/epoch_NNNN/   model.*, best.*, trainer.* of the last finished epoch (``zoo.training.checkpoint``)
+    checkpoint_previous/epoch_MMMM/   the checkpoint before it, kept as a fallback
     plots/learning_curve.png, plots/parity_val.png, plots/parity_test.png
+    .lock                    held by the process that trains the run (``zoo.core.lock``)
 
 Every file is written atomically (``zoo.core.io``); a checkpoint is a whole folder made complete before the
-``LATEST`` pointer names it, so a kill at any moment leaves the previous checkpoint usable.
+``LATEST`` pointer names it, so a kill at any moment leaves the previous checkpoint usable. The two newest
+checkpoints are kept: when the newest is missing or damaged (a disk error, a hand edit), a resume falls
+back to the one before, with a warning, instead of starting again from epoch 0 (``checkpoint.resume``).
+One process at a time trains a run folder: ``lock_run`` refuses a second one.
 """
 from __future__ import annotations
 
@@ -32,8 +37,10 @@ from typing import Any
 import numpy as np
 
 from zoo.core.io import write_json, write_text
+from zoo.core.lock import hold
 
 CHECKPOINT_DIR = "checkpoint"
+PREVIOUS_DIR = "checkpoint_previous"
 LATEST = "LATEST"
 
 
@@ -83,10 +90,29 @@ def new_checkpoint_dir(run_dir: str | os.PathLike, epoch: int) -> Path:
     return path
 
 
+def _epoch_of(path: Path) -> int:
+    try:
+        return int(path.name.split("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def commit_checkpoint(run_dir: str | os.PathLike, path: Path) -> None:
-    """Point ``LATEST`` at the complete checkpoint ``path`` and delete the older ones."""
+    """Point ``LATEST`` at the complete checkpoint ``path``, move the one it named before to
+    ``checkpoint_previous/`` (the fallback), and delete older ones."""
     root = checkpoint_root(run_dir)
-    write_text(root / LATEST, path.name + "\n")
+    pointer = root / LATEST
+    before = pointer.read_text().strip() if pointer.exists() else None
+    write_text(pointer, path.name + "\n")
+    previous = Path(run_dir) / PREVIOUS_DIR
+    if before and before != path.name and (root / before).is_dir():
+        previous.mkdir(exist_ok=True)
+        for old in previous.iterdir():
+            if old.name != before:
+                shutil.rmtree(old, ignore_errors=True)
+        if (previous / before).exists():  # pragma: no cover - a kill between the two steps of an earlier commit
+            shutil.rmtree(previous / before, ignore_errors=True)
+        os.replace(root / before, previous / before)  # one rename: the fallback is never half there
     for old in root.iterdir():
         if old.is_dir() and old.name != path.name and old.name.startswith("epoch_"):
             shutil.rmtree(old, ignore_errors=True)
@@ -101,6 +127,40 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     if not path.is_dir():
         raise RunError(f"{pointer} names {path.name}, which is missing: the run folder was edited by hand")
     return path
+
+
+def checkpoint_candidates(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoint folders a resume may start from, newest first: the one ``LATEST`` names (when it
+    exists), then the kept previous one(s)."""
+    out = []
+    root = checkpoint_root(run_dir)
+    pointer = root / LATEST
+    if pointer.is_file():
+        try:
+            name = pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if name and (root / name).is_dir():
+            out.append(root / name)
+    previous = Path(run_dir) / PREVIOUS_DIR
+    if previous.is_dir():
+        out += sorted((p for p in previous.iterdir() if p.is_dir() and p.name.startswith("epoch_")), key=_epoch_of,
+                      reverse=True)
+    return out
+
+
+def logged_epochs(run_dir: str | os.PathLike) -> int:
+    """The last epoch the run's ``metrics.jsonl`` records (its history; 0: none)."""
+    from zoo.core.io import read_jsonl
+
+    path = Path(run_dir) / "metrics.jsonl"
+    return max((int(r.get("epoch", 0)) for r in read_jsonl(path)), default=0) if path.exists() else 0
+
+
+def lock_run(run_dir: str | os.PathLike):
+    """Hold the run folder's lock (a context manager) or refuse: one process trains a run at a time."""
+    return hold(run_dir, f"run folder {run_dir}",
+                "it is being trained (or resumed) right now; wait for that process to end, then resume it")
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -34,7 +34,9 @@ class TorchAdapter(Adapter):
         self.model = None
         self.opt = None
 
-    def init(self, example: Sequence) -> None:
+    def init(self, example: Sequence, check=None) -> None:
+        if check is not None:
+            check(self._parameter_shapes())
         torch.manual_seed(self.config.seed)
         self.model = build(self.model_name, "torch", self.model_config).to(device=self.dev, dtype=self.dtype)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -43,6 +45,20 @@ class TorchAdapter(Adapter):
             self.opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, eps=1e-8)
         else:  # torch Adam's weight_decay is an L2 term added to the gradient (optax: add_decayed_weights first)
             self.opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, eps=1e-8)
+
+    def _parameter_shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """The model's state shapes, built on the meta device (no memory); None where a family cannot be."""
+        try:
+            with torch.device("meta"):
+                model = build(self.model_name, "torch", self.model_config)
+        except Exception:  # noqa: BLE001 - a family that computes in __init__ cannot run on meta: no estimate then
+            return None
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    def memory_limit(self) -> int:
+        if self.dev.type == "cuda":
+            return int(torch.cuda.mem_get_info(self.dev)[1])
+        return super().memory_limit()
 
     def make_batch(self, graphs: Sequence, y: np.ndarray | None) -> dict[str, torch.Tensor]:
         return xp.to_torch(collate(graphs, y), dtype=self.dtype, device=self.dev)

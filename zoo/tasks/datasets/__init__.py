@@ -189,6 +189,7 @@ def make_task(
         # ArrayTask copies config: record on the task itself (bound below, before any load)
         task.config["split_file"] = meta.get("file")
         task.config["n_rows_dataset"] = len(df)
+        task.data_files = dict(df.attrs.get("data_files", {}))  # {path: sha256}, recorded by every run
         out = df.loc[ids].copy()
         if tdef.column != tdef.spec.target.name:
             out = out.rename(columns={tdef.column: tdef.spec.target.name})
@@ -204,6 +205,7 @@ def _factory(name: str) -> Callable[..., Any]:
 
     build.__name__ = f"build_{name}"
     build.__doc__ = make_task.__doc__
+    build.__wrapped__ = make_task  # its parameters (names, types) for checking options before building
     return build
 
 

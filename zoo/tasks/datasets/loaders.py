@@ -17,7 +17,11 @@ Where the data come from (first match wins):
    ``$ZOO_CACHE/datasets/matminer`` (default ``~/.cache/crystal-zoo/...``); JARVIS via ``jarvis-tools``
    (``jarvis.db.figshare.data("dft_3d")``) when it is installed.
 
-Local matminer files are checked against matminer's sha256 too (``check_hash=False`` to skip).
+Local matminer files are checked against matminer's sha256 too (``check_hash=False`` to skip). Local
+files are parsed as plain JSON / CSV / POSCAR text: structures are decoded only after an allow-list
+check of the classes the file names (``zoo.tasks.files.read_dataframe_json``; matminer's own reader
+imports any module an entry names), and a truncated or corrupt file is refused naming it. The frame's
+``attrs["data_files"]`` records each local file read and its sha256.
 
 Data sets (units; Voigt conversion through :func:`zoo.tensors.from_voigt`; what each is:
 :data:`zoo.tasks.datasets.sources.DATASETS`):
@@ -48,7 +52,10 @@ from typing import Callable
 import pandas as pd
 
 from zoo.core.io import sha256_file
+from zoo.graphs.structures import structure_from_dict
 from zoo.tensors import from_voigt
+
+from ..files import DataFileError, read_dataframe_json, read_json_any
 
 from .jarvis import load_jarvis
 from .sources import DATASETS, DataNotFoundError, DatasetInfo, as_array, dataset_info, default_cache, finish, local_file
@@ -64,16 +71,16 @@ def _matminer_meta(name: str) -> dict:
 
 
 def _load_matminer_file(name: str, path: Path, check_hash: bool) -> pd.DataFrame:
-    """A matminer data file already on disk (``<folder>/<name>.json.gz``), checked against matminer's sha256."""
-    from matminer.datasets import load_dataset
-
+    """A matminer data file already on disk (``<folder>/<name>.json.gz``), checked against matminer's sha256,
+    read as matminer's ``load_dataset`` would, through the allow-list (module docstring)."""
     meta = _matminer_meta(name)
-    if check_hash and meta.get("hash"):
-        digest = sha256_file(path)
-        if digest != meta["hash"]:
-            raise ValueError(f"{path}: sha256 {digest} differs from matminer's {meta['hash']} for {name!r}; "
-                             f"the file is corrupt or another version (pass check_hash=False to load it anyway)")
-    return load_dataset(name, data_home=str(path.parent), download_if_missing=False)
+    digest = sha256_file(path)
+    if check_hash and meta.get("hash") and digest != meta["hash"]:
+        raise DataFileError(f"{path}: sha256 {digest} differs from matminer's {meta['hash']} for {name!r}; the file is "
+                            "corrupt or another version: delete it and get it again (or pass check_hash=False to load it anyway)")
+    df = read_dataframe_json(path)
+    df.attrs["data_files"] = {str(Path(path).resolve()): digest}
+    return df
 
 
 def _load_matminer_online(name: str, info: DatasetInfo, cache: str | os.PathLike | None) -> pd.DataFrame:
@@ -130,6 +137,7 @@ def load_mp_dielectric(
         "volume": raw["volume"].astype(float).to_numpy(),
         "nsites": [int(v) for v in raw["nsites"]],
     }, index=list(raw["material_id"]))
+    df.attrs["data_files"] = raw.attrs.get("data_files", {})
     return finish(df, info, fix_frames, progress, **frame_kwargs)
 
 
@@ -154,9 +162,8 @@ def _structure_from_poscar(text: str, what: str):
 
 
 def _piezo_rows_from_normalized(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        d = json.load(fh)
-    if "records" not in d:
+    d = read_json_any(path, allowed={})  # plain records: no object of any class
+    if not isinstance(d, dict) or "records" not in d:
         raise ValueError(f"{path}: not the normalized piezoelectric JSON (no 'records' key)")
     rows = []
     for r in d["records"]:
@@ -171,8 +178,14 @@ def _piezo_rows_from_normalized(path: Path) -> list[dict]:
 def _piezo_rows_from_csv(path: Path) -> list[dict]:
     """matminer's old CSV: a '# ref' line, then a header of 13 names over 14 fields (leading pandas index)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as fh:
-        text = fh.read()
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataFileError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); the file is truncated or corrupt: "
+                            "delete it and get it again") from None
     if text.startswith("#"):
         text = text.split("\n", 1)[1]
     csv.field_size_limit(min(2**31 - 1, 10**9))
@@ -228,6 +241,7 @@ def load_mp_piezoelectric(
         "volume": [float(r["volume"]) for r in rows],
         "nsites": [int(float(r["nsites"])) for r in rows],
     }, index=[r["id"] for r in rows])
+    df.attrs["data_files"] = {} if path is None else {str(Path(path).resolve()): sha256_file(path)}
     return finish(df, info, fix_frames, progress, **frame_kwargs)
 
 
@@ -262,6 +276,7 @@ def load_mp_elastic(
         "volume": raw["volume"].astype(float).to_numpy(),
         "nsites": [int(v) for v in raw["nsites"]],
     }, index=list(raw["material_id"]))
+    df.attrs["data_files"] = raw.attrs.get("data_files", {})
     return finish(df, info, fix_frames, progress, **frame_kwargs)
 
 
@@ -280,8 +295,6 @@ def load_mp_elastic_matten(
     ``elastic_tensor`` (``elastic_tensor_full``, (3,3,3,3), GPa), ``formula``, ``crystal_system``,
     ``matten_split`` + frame flags.
     """
-    from pymatgen.core import Structure
-
     info = DATASETS["mp_elastic_matten"]
     if path is None:
         path = local_file(info, data_dir)
@@ -293,14 +306,15 @@ def load_mp_elastic_matten(
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{info.name}: {path} does not exist; see {info.url}")
-    with open(path, encoding="utf-8") as fh:
-        d = json.load(fh)
+    from zoo.graphs.structures import STRUCTURE_CLASSES
+
+    d = read_json_any(path, allowed=STRUCTURE_CLASSES)
     for key in ("structure", "elastic_tensor_full"):
-        if key not in d:
-            raise ValueError(f"{path}: not MatTen's layout (no {key!r} column); columns: {list(d)}")
+        if not isinstance(d, dict) or key not in d:
+            raise DataFileError(f"{path}: not MatTen's layout (no {key!r} column); columns: {list(d) if isinstance(d, dict) else type(d).__name__}")
     keys = list(d["structure"])
     df = pd.DataFrame({
-        "structure": [Structure.from_dict(d["structure"][k]) for k in keys],
+        "structure": [structure_from_dict(d["structure"][k], source=f"{path} row {k}", checked=True) for k in keys],
         "elastic_tensor": [as_array(d["elastic_tensor_full"][k], (3, 3, 3, 3), f"row {k} elastic_tensor_full")
                            for k in keys],
         "formula": [d.get("formula_pretty", {}).get(k) for k in keys],
@@ -308,6 +322,7 @@ def load_mp_elastic_matten(
         "matten_split": [d.get("split", {}).get(k) for k in keys],
     }, index=[f"matten-{k}" for k in keys])
     df.attrs["source_file"] = str(path)
+    df.attrs["data_files"] = {str(path.resolve()): sha256_file(path)}
     return finish(df, info, fix_frames, progress, **frame_kwargs)
 
 

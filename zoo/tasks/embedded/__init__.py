@@ -76,6 +76,7 @@ def _factory(spec: TaskSpec):
         return make_task(spec, **kwargs)
 
     build.__name__ = f"build_{spec.name}"
+    build.__wrapped__ = make_task  # its parameters (names, types) for checking options before building
     return build
 
 

@@ -4,8 +4,9 @@ from .batch import FIELDS, Batch, BucketPolicy, Field, bucket_size, collate, pad
 from .structures import StructureError, to_structure
 from .neighbors import neighbor_list
 from .features import cgcnn_atom_features, original_cgcnn_atom_features
-from .builder import GraphSpec, build_graph, build_graphs
+from .builder import GraphSpec, build_graph, build_graphs, register_featurizer
 from .cache import structure_hash
+from .hyper import HyperGraph, HyperSpec  # registers the "hyper" featuriser and the hypergraph's batch fields
 
 __all__ = [
     "ARRAY_FIELDS",
@@ -27,5 +28,8 @@ __all__ = [
     "GraphSpec",
     "build_graph",
     "build_graphs",
+    "register_featurizer",
+    "HyperGraph",
+    "HyperSpec",
     "structure_hash",
 ]

@@ -197,10 +197,12 @@ def test_user_errors_are_one_line_before_any_work(tmp_path, capsys, argv, code, 
 
 
 def test_unknown_names_get_a_did_you_mean(tmp_path, capsys):
-    for argv, fragment in ((["train", "cgcnnn", "--task", TOY], "did you mean 'cgcnn'"),
-                           (["train", "cgcnn", "--task", TOY + "x"], f"did you mean '{TOY}'")):
-        c, _, err = run([*argv, "--out", tmp_path], capsys)
-        assert c != 0 and len(error_lines(err)) == 1 and fragment in err and "Traceback" not in err
+    for argv, fragment in ((["train", "cgcnnn", "--task", TOY, "--out", tmp_path], "did you mean 'cgcnn'"),
+                           (["train", "cgcnn", "--task", TOY + "x", "--out", tmp_path], f"did you mean '{TOY}'"),
+                           (["reproduce", TOY + "x", "--model", "cgcnn", "--backend", "torch", "--results", tmp_path], f"did you mean '{TOY}'"),
+                           (["evaluate", tmp_path, "--task", TOY + "x"], f"did you mean '{TOY}'")):
+        c, _, err = run(argv, capsys)
+        assert c == 2 and len(error_lines(err)) == 1 and fragment in err and "Traceback" not in err
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):

@@ -240,7 +240,9 @@ def cmd_train(args) -> int:
     else:
         if not args.model:
             raise CLIError("name a model (zoo list), e.g. `zoo train cgcnn --task embedded_dielectric_iso`")
-        res = train(config_from_args(args))
+        config = config_from_args(args)
+        _check_names(config.model, config.task)
+        res = train(config)
     _print_result(res, _unit(res.summary["task"]))
     return 0
 
@@ -253,7 +255,20 @@ def _unit(task_name: str) -> str:
     return spec.target.unit or spec.extra.get("unit_note", "")
 
 
+def _check_names(model: str | None, task: str | None) -> None:
+    """An unknown model or task name is an option that cannot work (exit 2), refused with a did-you-mean
+    before anything is loaded."""
+    try:
+        if model:
+            get_family(model)
+        if task:
+            tasks.spec(task)
+    except KeyError as exc:
+        raise CLIError(error_line(exc)) from None
+
+
 def cmd_evaluate(args) -> int:
+    _check_names(None, args.task)
     result = evaluate(args.path, task=args.task, fold=args.fold, backend=args.backend, data_dir=args.data_dir,
                       split=args.split, progress=args.progress is not False,
                       task_kwargs=_pairs(args.task_kwargs, "--task-arg") or None,
@@ -263,7 +278,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    reproduce(config_from_args(args), seeds=args.seeds, folds=args.folds, results=args.results)
+    config = config_from_args(args)
+    _check_names(config.model, config.task)
+    reproduce(config, seeds=args.seeds, folds=args.folds, results=args.results)
     return 0
 
 

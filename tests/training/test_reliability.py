@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.helpers import TINY, toy_frame, toy_task
@@ -174,13 +175,19 @@ class NaNTask:
     """A task object with matbench's interface and one missing target (in the training or the test part)."""
 
     def __init__(self, kind: str, where: int):
-        self.spec = TaskSpec(name=f"nan_{kind}", version="1", target=TargetSpec("y", kind=kind),
+        shape = (3, 3) if kind == "tensor" else ()
+        self.spec = TaskSpec(name=f"nan_{kind}", version="1", target=TargetSpec("y", kind=kind, rank=len(shape), formula="ij=ji" if shape else None),
                              task_type="classification" if kind == "class" else "regression",
                              metrics=("accuracy",) if kind == "class" else ("mae",))
         frame = toy_frame(40)
         y = frame.pop("volume_per_atom")
-        frame["y"] = (y > 32).astype(object) if kind == "class" else y
-        frame.loc[frame.index[where], "y"] = float("nan")
+        if kind == "tensor":  # an isotropic 3x3 tensor per crystal; the missing one is a NaN component
+            values = [v * np.eye(3) for v in y]
+            values[where] = np.where(np.eye(3) > 0, np.nan, 0.0) * values[where]
+            frame["y"] = pd.Series(values, index=frame.index, dtype=object)
+        else:
+            frame["y"] = (y > 32).astype(object) if kind == "class" else y
+            frame.loc[frame.index[where], "y"] = float("nan")
         self.df, self.folds = frame, [0]
 
     def get_train_and_val_data(self, fold):
@@ -193,15 +200,16 @@ class NaNTask:
         return None
 
 
-@pytest.mark.parametrize("kind", ["scalar", "class"])
+@pytest.mark.parametrize("kind", ["scalar", "class", "tensor"])
 @pytest.mark.parametrize("where, part", [(3, "test"), (20, "training")])
 def test_nan_targets_are_named_before_training(tmp_path, kind, where, part):
     """Before: a NaN training target read 'training loss became nan ... lower --lr'; a NaN test class
-    target trained and scored silently."""
+    target trained and scored silently; a NaN component of a test tensor trained, then failed in scoring."""
     from zoo.training import TrainingError, train
 
+    model = {"model": "tfn", "model_overrides": {}} if kind == "tensor" else {}
     with pytest.raises(TrainingError, match=f"{part} targets: 1 of .*'toy-{where:03d}'"):
-        train(cfg(tmp_path), task=NaNTask(kind, where))
+        train(cfg(tmp_path, **model), task=NaNTask(kind, where))
     assert no_run_folder(tmp_path)
 
 
@@ -289,15 +297,33 @@ def test_one_reproduction_at_a_time_writes_a_result_folder(tmp_path, registered)
 
 # ------------------------------------------------------------------------------- memory
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_a_run_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, task, backend):
-    """A Gaussian basis of 8 million centres (--set step=1e-6): 19 GB requested at the first batch before."""
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, task, backend, monkeypatch):
+    """A Gaussian basis of 8 million centres (--set step=1e-6): 19 GB requested at the first batch before.
+    Its floor is ~15 GiB, so the limit is pinned (a machine with more memory would rightly let it run)."""
     if backend == "jax":
         pytest.importorskip("jax")
     from zoo.training import UsageError, train
 
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT_GB", "4")
     with pytest.raises(UsageError, match="needs at least .* GiB for one training step.*--batch-size"):
         train(cfg(tmp_path, backend=backend, model_overrides={**TINY, "step": 1e-6}), task=task)
     assert no_run_folder(tmp_path)
+
+
+def test_the_memory_limit_variable_lowers_the_limit_and_is_checked(monkeypatch):
+    from zoo.training import UsageError
+    from zoo.training.budget import host_memory_bytes
+
+    monkeypatch.delenv("ZOO_MEMORY_LIMIT_GB", raising=False)
+    physical = host_memory_bytes()
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT_GB", "0.5")
+    assert host_memory_bytes() == min(physical, 2**29)
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT_GB", "1e9")  # above the machine's: the machine's stands
+    assert host_memory_bytes() == physical
+    for bad in ("-1", "nan", "lots"):
+        monkeypatch.setenv("ZOO_MEMORY_LIMIT_GB", bad)
+        with pytest.raises(UsageError, match="ZOO_MEMORY_LIMIT_GB=.*positive number of GiB"):
+            host_memory_bytes()
 
 
 def test_the_memory_floor_is_below_what_a_small_run_uses(task):
@@ -349,3 +375,25 @@ def test_resume_refuses_other_data(tmp_path, registered):
     run = next((tmp_path / "runs").iterdir())
     with pytest.raises(TrainingError, match="data differ from the ones the run started with"):
         train(resume=run, task=toy_task(n=30, seed=1, name=registered))
+
+
+def test_the_memory_estimate_prints_nothing_on_stderr():
+    """Estimating torch's parameter shapes walks the live objects; a deprecation warning it set off was a
+    stray stderr line in front of the CLI's one error line."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    code = "import torch.distributed\nfrom zoo.training.torch import _lru_caches\n_lru_caches()"
+    p = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def test_a_basis_beyond_its_limit_is_refused_before_a_run_folder_exists(tmp_path, task):
+    """--set step=1e-7: 8e7 Gaussian centres, built in a Python loop for minutes before any check ran."""
+    from zoo.training import train
+
+    with pytest.raises(ValueError, match="8e\\+07 centres.*--set step=0.2"):
+        train(cfg(tmp_path, model_overrides={**TINY, "step": 1e-7}), task=task)
+    assert no_run_folder(tmp_path)

@@ -6,10 +6,21 @@ import functools
 import numpy as np
 
 
+# Centres one Gaussian basis may have: 1e7 is 80 MB of float64 and a step of ~1e-6 Å over 8 Å, far below
+# any distance resolution that matters. A smaller step is refused before anything is allocated (the
+# training's memory check then sizes the layers that the basis feeds, zoo.training.budget).
+MAX_GAUSSIAN_CENTRES = 10_000_000
+
+
 @functools.lru_cache(maxsize=16)
 def _gaussian_centres(dmin: float, dmax: float, step: float) -> np.ndarray:
     n = int(round((dmax - dmin) / step)) + 1  # CGCNN: np.arange(dmin, dmax + step, step)
-    centres = np.array([dmin + k * step for k in range(n)])
+    if n > MAX_GAUSSIAN_CENTRES:
+        raise ValueError(f"a Gaussian basis from dmin={dmin} to dmax={dmax} Å in steps of step={step} Å would have "
+                         f"{n:.3g} centres (limit {MAX_GAUSSIAN_CENTRES:.0e}); use a larger step (CGCNN's is 0.2 Å, "
+                         "--set step=0.2)")
+    # k * step + dmin in float64, as the Python loop it replaces computed it (the same roundings), in one pass.
+    centres = dmin + np.arange(n, dtype=np.float64) * step
     centres.setflags(write=False)  # shared by every call (and cached on the device by ``xp.const``)
     return centres
 

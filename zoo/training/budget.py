@@ -16,6 +16,10 @@ even a floor of what one training step needs exceeds the memory of the device:
 This is a lower bound (a network keeps several layers' activations), so it never refuses a run that
 would fit; it catches the runs that cannot, in a second, with the figures and what to change. The
 neighbour lists are bounded where they are built (``zoo.graphs.neighbors``).
+
+The host's limit is its physical memory or the container's, whichever is smaller; on a machine shared
+with others, ``ZOO_MEMORY_LIMIT_GB`` lowers it (GiB) so that a run is refused before it takes the share
+of the others.
 """
 from __future__ import annotations
 
@@ -26,8 +30,12 @@ from typing import Sequence
 from .config import TrainConfig, UsageError
 
 
+LIMIT_VARIABLE = "ZOO_MEMORY_LIMIT_GB"
+
+
 def host_memory_bytes() -> int:
-    """Physical memory, or the container's limit when that is smaller (cgroup v2, then v1)."""
+    """Physical memory, or the container's limit (cgroup v2, then v1) or ``$ZOO_MEMORY_LIMIT_GB`` when
+    smaller."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
@@ -37,6 +45,15 @@ def host_memory_bytes() -> int:
             continue
         if text.isdigit():
             total = min(total, int(text))
+    value = os.environ.get(LIMIT_VARIABLE)
+    if value:
+        try:
+            gib = float(value)
+        except ValueError:
+            gib = math.nan
+        if not (math.isfinite(gib) and gib > 0):
+            raise UsageError(f"{LIMIT_VARIABLE}={value!r} is not a positive number of GiB (e.g. {LIMIT_VARIABLE}=8)")
+        total = min(total, int(gib * 2**30))
     return total
 
 

@@ -48,11 +48,19 @@ class TorchAdapter(Adapter):
 
     def _parameter_shapes(self) -> dict[str, tuple[int, ...]] | None:
         """The model's state shapes, built on the meta device (no memory); None where a family cannot be."""
+        before = {id(c): c.cache_info().misses for c in _lru_caches()}
         try:
             with torch.device("meta"):
                 model = build(self.model_name, "torch", self.model_config)
         except Exception:  # noqa: BLE001 - a family that computes in __init__ cannot run on meta: no estimate then
             return None
+        finally:
+            # Every cache that computed something under the meta device now holds meta tensors (e3nn's
+            # Clebsch-Gordan and change-of-basis caches, our basis tables): the real build would reuse
+            # them and fail ("Tensor.item() cannot be called on meta tensors"), or worse. Forget them.
+            for cache in _lru_caches():
+                if cache.cache_info().misses != before.get(id(cache), 0):
+                    cache.cache_clear()
         return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
     def memory_limit(self) -> int:
@@ -123,3 +131,16 @@ class TorchAdapter(Adapter):
         if self.dev.type == "cuda":
             return f"cuda:{torch.cuda.get_device_name(self.dev)}"
         return f"cpu (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+
+
+def _lru_caches() -> list:
+    """Every ``functools.lru_cache`` in the process (e3nn's and ours)."""
+    import functools
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        # isinstance() on torch.distributed's deprecated ``reduce_op`` object prints a FutureWarning: a
+        # stray line in what should be one error line, about an object this walk only passes by.
+        warnings.simplefilter("ignore", FutureWarning)
+        return [o for o in gc.get_objects() if isinstance(o, functools._lru_cache_wrapper)]

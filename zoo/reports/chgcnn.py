@@ -2,9 +2,9 @@
 
     zoo report chgcnn evaluate [--variants chgcnn,b,bt,bm,cgcnn] [--tasks matbench_jdft2d,embedded_dielectric_iso]
                                [--backends torch] [--seeds 0 1 2] [--folds 0 1 2 3 4] [--epochs 300] [--patience 50]
-    zoo report chgcnn checks   [--n-crystals 3]        torch <-> JAX parity and invariance figures
+    zoo report chgcnn checks   [--n-crystals 3] [--n-trials 2]   torch <-> JAX parity and invariance figures
     zoo report chgcnn degenerate                       the fcc / hcp pair: same CGCNN graph, different hypergraph
-    zoo report chgcnn tables                           results/chgcnn/RESULTS.md from whatever has finished
+    zoo report chgcnn tables [--epochs E --patience P] RESULTS.md of that budget from whatever has finished
 
 ``evaluate`` is ``zoo reproduce`` for every (variant, task, backend): the same recipe as the CGCNN jdft2d
 reproduction in results/matbench_v0.1 (AdamW, lr 1e-3, cosine schedule, batch 64, up to 300 epochs, early
@@ -14,7 +14,8 @@ not training. Variants: ``chgcnn`` (the default model, three layers of bonds + t
 (for tasks without a CGCNN reproduction of that recipe). Each lands in
 ``<results>/<variant>/<matbench_v0.1 | crystal-zoo>/<task>/<model>-<backend>-seed<k>/`` (matbench's files,
 every fold's config, environment and metrics); a killed call continues where it stopped, finished results
-are reused, never overwritten. ``tables`` reads them (and results/matbench_v0.1's CGCNN rows) into
+are reused, never overwritten. Another budget (``--epochs``/``--patience`` other than 300/50) lands under
+``results/chgcnn/budget_e<E>_p<P>/`` and retrains CGCNN at that budget for its comparison row. ``tables`` reads them (and results/matbench_v0.1's CGCNN rows) into
 ``RESULTS.md`` and ``results.json``, with how many folds and seeds each mean is over.
 """
 from __future__ import annotations
@@ -49,6 +50,16 @@ TASKS = ("matbench_jdft2d", "embedded_dielectric_iso")
 CGCNN_JDFT2D = RESULTS / "matbench_v0.1" / "matbench_jdft2d"
 
 
+FULL_BUDGET = (300, 50)  # (epochs, patience) of the CGCNN reproduction's recipe
+
+
+def budget_root(epochs: int, patience: int) -> Path:
+    """Where an evaluation with this training budget lands: ``results/chgcnn`` for the full recipe,
+    ``results/chgcnn/budget_e<epochs>_p<patience>`` otherwise (a reproduction folder holds one recipe:
+    ``zoo reproduce`` refuses to continue a folder with other settings)."""
+    return OUT if (epochs, patience) == FULL_BUDGET else OUT / f"budget_e{epochs}_p{patience}"
+
+
 # ----------------------------------------------------------------------------------------------- evaluate
 def evaluate(args) -> int:
     from zoo import tasks as zoo_tasks
@@ -66,13 +77,17 @@ def evaluate(args) -> int:
         if root is not None:
             data_dir = str(root / "matbench_jdft2d") if (root / "matbench_jdft2d").is_dir() else str(root)
     folds = None if sorted(args.folds) == [0, 1, 2, 3, 4] else list(args.folds)
+    root = budget_root(args.epochs, args.patience)
+    # CGCNN's jdft2d reproduction was trained with the full budget; at any other budget the comparison
+    # needs CGCNN trained at that budget too.
+    rerun_cgcnn = args.rerun_cgcnn or root != OUT
     # Seed by seed (all folds of one seed before the next), so an interrupted evaluation leaves complete
     # 5-fold means rather than five partial ones; each seed is its own reproduction (folder
     # <model>-<backend> for seed 0, <model>-<backend>-seed<k> otherwise, as `zoo reproduce --seeds k`).
     for seed in args.seeds:
         for task in args.tasks:
             for variant in args.variants:
-                if variant == "cgcnn" and task == "matbench_jdft2d" and not args.rerun_cgcnn:
+                if variant == "cgcnn" and task == "matbench_jdft2d" and not rerun_cgcnn:
                     print(f"== {task}: cgcnn's reproduction with this recipe is in {CGCNN_JDFT2D}; not retrained")
                     continue
                 model, overrides, _ = VARIANTS[variant]
@@ -82,11 +97,11 @@ def evaluate(args) -> int:
                                        progress=False, model_overrides=dict(overrides),
                                        data_dir=data_dir if task.startswith("matbench_") else None)
                     task_obj = zoo_tasks.get(task, **({"data_dir": base.data_dir} if base.data_dir else {}))
-                    if (results_dir(OUT / variant, task_obj, model, backend, seed, [seed]) / "results.json.gz").exists():
+                    if (results_dir(root / variant, task_obj, model, backend, seed, [seed]) / "results.json.gz").exists():
                         print(f"== {task} {variant} {backend} seed {seed}: finished earlier")
                         continue
-                    reproduce(base, seeds=[seed], folds=folds, results=OUT / variant)
-    return tables(args)
+                    reproduce(base, seeds=[seed], folds=folds, results=root / variant)
+    return tables(args, root=root)
 
 
 # ----------------------------------------------------------------------------------------------- tables
@@ -103,7 +118,7 @@ def _fold_scores(folder: Path) -> dict[int, dict[str, float]]:
             m = Path(run) / "metrics.json"
             if int(fold) not in out and m.exists():
                 d = json.loads(m.read_text())
-                if "test" in d:
+                if "test" in d and d.get("finished", True):
                     out[int(fold)] = d["test"]
     return out
 
@@ -129,7 +144,8 @@ def collect(root: Path = OUT) -> list[dict[str, Any]]:
             if maes:
                 rows.append({"variant": variant, "task": folder.parent.name, "entry": folder.name, "fold_mae": maes,
                              "finished": (folder / "results.json.gz").exists(), "source": str(folder.relative_to(root.parent))})
-    for folder in sorted(CGCNN_JDFT2D.glob("cgcnn-*")):  # the CGCNN reproduction, same recipe
+    full = CGCNN_JDFT2D.glob("cgcnn-*") if root == OUT else ()  # a reduced budget retrains CGCNN (evaluate)
+    for folder in sorted(full):  # the CGCNN reproduction, same recipe
         maes = _submission_maes(folder)
         if maes:
             rows.append({"variant": "cgcnn", "task": "matbench_jdft2d", "entry": folder.name, "fold_mae": maes, "finished": True,
@@ -154,6 +170,7 @@ def _summary(rows: list[dict]) -> list[dict]:
                     "seed_std": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
                     "fold_std": (statistics.mean(statistics.pstdev(r["fold_mae"].values()) for r in complete) if complete else None),
                     "fold0_mean": statistics.mean(fold0) if fold0 else None, "fold0_n": len(fold0),
+                    "fold0_seed_std": statistics.stdev(fold0) if len(fold0) > 1 else None,
                     "entries": {r["entry"]: r["fold_mae"] for r in rs}, "folds_seen": folds})
     return out
 
@@ -162,18 +179,36 @@ def _fmt(x, spec=".2f"):
     return "—" if x is None else format(x, spec)
 
 
-def tables(args=None, root: Path = OUT) -> int:
+def archive_partial(root: Path) -> None:
+    """Copy each finished fold's provenance (config, env, metrics) into its result folder, as ``zoo reproduce``
+    does when it writes a submission: an evaluation of some folds only writes none, and its run folders live
+    in runs/, outside git."""
+    from zoo.training.reproduce import archive_runs
+
+    for progress in sorted(root.glob("*/*/*/*/progress.json")):
+        runs = json.loads(progress.read_text()).get("runs", {})
+        done = {f: r for f, r in runs.items() if (Path(r) / "metrics.json").exists()
+                and json.loads((Path(r) / "metrics.json").read_text()).get("finished")}
+        if done:
+            archive_runs(progress.parent, {"runs": done})
+
+
+def tables(args=None, root: Path | None = None) -> int:
+    if root is None:
+        root = budget_root(args.epochs, args.patience) if args is not None and hasattr(args, "epochs") else OUT
+    archive_partial(root)
     rows = collect(root)
     summary = _summary(rows)
     lines = ["# CHGCNN results (generated by `zoo report chgcnn tables`; do not edit by hand)", "",
              "Test MAE (matbench_jdft2d: meV/atom; embedded_dielectric_iso: dimensionless). A 5-fold mean is given only",
-             "for seeds whose five folds all finished; fold 0 is listed for every seed that reached it.", ""]
+             "for seeds whose five folds all finished; fold 0 is listed for every seed that reached it.",
+             f"Training budget: {'the full recipe (300 epochs, patience 50)' if root == OUT else root.name} (see zoo.reports.chgcnn).", ""]
     for task in sorted({s["task"] for s in summary}):
-        lines += [f"## {task}", "", "| model | backend | seeds with 5 folds | 5-fold mean MAE | seed std | mean fold std | fold-0 MAE (n seeds) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"## {task}", "", "| model | backend | seeds with 5 folds | 5-fold mean MAE | seed std | mean fold std | fold-0 MAE (n seeds) | fold-0 seed std |",
+                  "|---|---|---|---|---|---|---|---|"]
         for s in [s for s in summary if s["task"] == task]:
             lines.append(f"| {s['label']} | {s['backend']} | {s['seeds_complete']} | {_fmt(s['mean_mae_5fold'])} | {_fmt(s['seed_std'])} | "
-                         f"{_fmt(s['fold_std'])} | {_fmt(s['fold0_mean'])} ({s['fold0_n']}) |")
+                         f"{_fmt(s['fold_std'])} | {_fmt(s['fold0_mean'])} ({s['fold0_n']}) | {_fmt(s['fold0_seed_std'])} |")
         lines += ["", "Per entry (fold: MAE):", ""]
         for s in [s for s in summary if s["task"] == task]:
             for entry, maes in s["entries"].items():
@@ -194,22 +229,31 @@ def checks(args) -> int:
     structures = random_crystals(args.n_crystals, seed=0, max_atoms=6)
     out = []
     for rule, overrides in (("12 nearest (default)", {}), ("all within 8 Å", {"max_neighbors": None})):
-        config = make_config("chgcnn", layers=("btmc", "btm", "BTM"), **overrides)
+        config = make_config("chgcnn", layers=("btmc", "btm", "BTM"), motif_features=args.motif_features, **overrides)
         for dtype in ("float64", "float32"):
             row: dict[str, Any] = {"bond_rule": rule, "dtype": dtype, "layers": list(config.layers)}
             for backend in ("torch", "jax"):
-                row[f"{backend}_invariance"] = equivariance_errors(predictor("chgcnn", backend, config, dtype=dtype), structures, rank=0)
+                row[f"{backend}_invariance"] = equivariance_errors(predictor("chgcnn", backend, config, dtype=dtype), structures, rank=0,
+                                                                   n_trials=args.n_trials)
             row["parity"] = backend_parity_errors("chgcnn", config, structures, dtype=dtype, train=True, grads=True)
             out.append(row)
             print(f"{rule:<22}{dtype:<9} invariance torch {max(row['torch_invariance'].values()):.1e} "
                   f"jax {max(row['jax_invariance'].values()):.1e}  parity {row['parity']}", flush=True)
-    write_json(args.out or OUT / "checks.json", {"n_crystals": args.n_crystals, "rows": out,
+    write_json(args.out or OUT / "checks.json", {"n_crystals": args.n_crystals, "n_trials": args.n_trials,
+                                                 "motif_features": args.motif_features, "rows": out,
                                                  "machine": provenance.environment(device="cpu")})
     return 0
 
 
+# The bond rules of the degenerate pair: CGCNN's default, and a cutoff between the first shell (d) and the
+# second (sqrt(2) d in both crystals), so that every pair distance within it is d in both.
+DEGENERATE_RULES = {"12 nearest within 8 A (default)": {"radius": 8.0, "max_neighbors": 12},
+                    "all within 3 A": {"radius": 3.0, "max_neighbors": None}}
+
+
 def degenerate(args) -> int:
-    """The fcc / ideal-hcp pair (tests/models/chgcnn: same CGCNN graph, different hypergraph), as figures."""
+    """The fcc / ideal-hcp pair (tests/models/chgcnn: same CGCNN graph, different hypergraph), as figures,
+    for both bond rules of ``DEGENERATE_RULES``."""
     from pymatgen.core import Lattice, Structure
 
     from zoo.graphs import build_graphs
@@ -219,32 +263,35 @@ def degenerate(args) -> int:
     d = 2.55  # Å, nearest-neighbour distance of both
     fcc = Structure(Lattice.cubic(d * np.sqrt(2)), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]).get_primitive_structure()
     hcp = Structure(Lattice.hexagonal(d, d * np.sqrt(8 / 3)), ["Cu", "Cu"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
-    config = make_config("chgcnn")
-    graphs, _ = build_graphs([fcc, hcp], config.graph_spec(), cache=False, progress=False)
-    names = feature_names(config.motif_features)
-    record: dict[str, Any] = {"nearest_neighbour_distance_A": d, "structures": {}}
-    for name, g in zip(("fcc", "hcp"), graphs):
-        v, dist = g.edge_vectors, g.distances
-        a, b = g.hyper["triplet_bond_a"], g.hyper["triplet_bond_b"]
-        angles = np.degrees(np.arccos(np.clip((v[a] * v[b]).sum(1) / (dist[a] * dist[b]), -1, 1)))
-        vals, counts = np.unique(np.round(angles[g.receivers[a] == 0], 2), return_counts=True)
-        f = g.hyper["motif_features"][0]
-        record["structures"][name] = {
-            "bond_lengths_atom0_A": sorted(set(np.round(dist[g.receivers == 0], 6).tolist())),
-            "bonds_atom0": int(np.sum(g.receivers == 0)),
-            "triplet_angles_atom0_deg": dict(zip(map(float, vals), map(int, counts))),
-            "motif_features_above_0.5": {names[k]: round(float(f[k]), 4) for k in np.flatnonzero(f > 0.5)},
-        }
-    preds = {}
-    for label, model, cfg in (("cgcnn", "cgcnn", make_config("cgcnn")), ("chgcnn b", "chgcnn", make_config("chgcnn", layers=("b",) * 3)),
-                              ("chgcnn bt", "chgcnn", make_config("chgcnn", layers=("bt",) * 3)),
-                              ("chgcnn bm", "chgcnn", make_config("chgcnn", layers=("bm",) * 3)), ("chgcnn btm", "chgcnn", config)):
-        out = predictor(model, "torch", cfg, dtype="float64", seed=3)([fcc, hcp])
-        preds[label] = {"fcc": float(out[0]), "hcp": float(out[1]), "relative_gap": float(abs(out[0] - out[1]) / abs(out[0]))}
-        print(f"{label:<12} fcc {out[0]: .12f}  hcp {out[1]: .12f}  relative gap {preds[label]['relative_gap']:.2e}")
-    record["predictions_random_weights_seed3_float64"] = preds
+    record: dict[str, Any] = {"nearest_neighbour_distance_A": d, "rules": {}}
+    for rule, bonds in DEGENERATE_RULES.items():
+        config = make_config("chgcnn", **bonds)
+        graphs, _ = build_graphs([fcc, hcp], config.graph_spec(), cache=False, progress=False)
+        names = feature_names(config.motif_features)
+        entry: dict[str, Any] = {"bonds": bonds, "structures": {}}
+        for name, g in zip(("fcc", "hcp"), graphs):
+            v, dist = g.edge_vectors, g.distances
+            a, b = g.hyper["triplet_bond_a"], g.hyper["triplet_bond_b"]
+            angles = np.degrees(np.arccos(np.clip((v[a] * v[b]).sum(1) / (dist[a] * dist[b]), -1, 1)))
+            vals, counts = np.unique(np.round(angles[g.receivers[a] == 0], 2), return_counts=True)
+            f = g.hyper["motif_features"][0]
+            entry["structures"][name] = {
+                "bond_lengths_by_atom_A": [sorted(set(np.round(dist[g.receivers == i], 6).tolist())) for i in range(g.n_nodes)],
+                "bonds_by_atom": [int(np.sum(g.receivers == i)) for i in range(g.n_nodes)],
+                "triplet_angles_atom0_deg": dict(zip(map(float, vals), map(int, counts))),
+                "motif_features_above_0.5": {names[k]: round(float(f[k]), 4) for k in np.flatnonzero(f > 0.5)},
+            }
+        cg_cfg = make_config("cgcnn", radius=bonds["radius"], max_neighbors=bonds["max_neighbors"] or 12)
+        preds = {}
+        for label, model, cfg in (("cgcnn", "cgcnn", cg_cfg),
+                                  *((f"chgcnn {ls}", "chgcnn", dataclasses.replace(config, layers=(ls,) * 3)) for ls in ("b", "bt", "bm", "btm"))):
+            out = predictor(model, "torch", cfg, dtype="float64", seed=3)([fcc, hcp])
+            preds[label] = {"fcc": float(out[0]), "hcp": float(out[1]), "relative_gap": float(abs(out[0] - out[1]) / abs(out[0]))}
+            print(f"{rule:<34}{label:<12} fcc {out[0]: .12f}  hcp {out[1]: .12f}  relative gap {preds[label]['relative_gap']:.2e}", flush=True)
+        entry["predictions_random_weights_seed3_float64"] = preds
+        record["rules"][rule] = entry
     write_json(args.out or OUT / "degenerate_pair.json", record)
-    print(json.dumps(record["structures"], indent=1)[:3000])
+    print(json.dumps({r: e["structures"] for r, e in record["rules"].items()}, indent=1)[:4000])
     return 0
 
 
@@ -263,10 +310,14 @@ def main(argv=None) -> int:
     e.add_argument("--rerun-cgcnn", action="store_true", help="train CGCNN on jdft2d too instead of using its reproduction")
     c = sub.add_parser("checks", help="torch <-> JAX parity and invariance figures")
     c.add_argument("--n-crystals", type=int, default=3)
+    c.add_argument("--n-trials", type=int, default=2, help="random draws of each transformation")
+    c.add_argument("--motif-features", default="lsop+csm", help="lsop+csm (default model), lsop or csm")
     c.add_argument("--out", type=Path, default=None)
     d = sub.add_parser("degenerate", help="the fcc / hcp pair")
     d.add_argument("--out", type=Path, default=None)
-    sub.add_parser("tables", help="RESULTS.md and results.json from the finished runs")
+    t = sub.add_parser("tables", help="RESULTS.md and results.json from the finished runs")
+    t.add_argument("--epochs", type=int, default=FULL_BUDGET[0], help="the budget whose results to tabulate (as evaluate's)")
+    t.add_argument("--patience", type=int, default=FULL_BUDGET[1])
     args = p.parse_args(argv)
     try:
         return {"evaluate": evaluate, "checks": checks, "degenerate": degenerate, "tables": tables}[args.what](args)

@@ -221,21 +221,33 @@ def _fcc_hcp():
     return fcc, hcp
 
 
-def test_distance_degenerate_pair_same_cgcnn_graph_different_hypergraph():
+# The two bond rules: CGCNN's default (12 nearest within 8 Å), and a plain 3.0 Å cutoff, between the first
+# shell (d = 2.55 Å) and the second (sqrt(2) d = 3.61 Å in both), so that *every* pair distance within the
+# cutoff is d in both crystals: the pair is degenerate for any model that sees distances only.
+RULES = {"12 nearest within 8 A": dict(radius=8.0, max_neighbors=12), "all within 3 A": dict(radius=3.0, max_neighbors=None)}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_distance_degenerate_pair_same_cgcnn_graph_different_hypergraph(rule):
     from zoo.models.cgcnn import CGCNNConfig
 
     fcc, hcp = _fcc_hcp()
-    cg_spec = CGCNNConfig().graph_spec()
-    g_fcc, g_hcp = build_graphs([fcc, hcp], cg_spec, cache=False, progress=False)[0]
+    bonds = RULES[rule]
+    cg_cfg = CGCNNConfig(radius=bonds["radius"], max_neighbors=bonds["max_neighbors"] or 12)  # 12 within 3 Å: all of them
+    g_fcc, g_hcp = build_graphs([fcc, hcp], cg_cfg.graph_spec(), cache=False, progress=False)[0]
 
     def per_atom(g):
         return sorted(tuple(sorted(np.round(g.distances[g.receivers == i], 9))) + (int(g.numbers[i]),) for i in range(g.n_nodes))
 
     assert set(per_atom(g_fcc)) == set(per_atom(g_hcp)) and len(set(per_atom(g_fcc))) == 1  # identical CGCNN graph features
-    cg = predictor("cgcnn", "torch", CGCNNConfig(), dtype="float64", seed=3)([fcc, hcp])
+    assert per_atom(g_fcc)[0] == (2.55,) * 12 + (29,)  # 12 Cu at d around every atom
+    cg = predictor("cgcnn", "torch", cg_cfg, dtype="float64", seed=3)([fcc, hcp])
     assert abs(cg[0] - cg[1]) <= 1e-12 * abs(cg[0])
 
-    cfg = CHGCNNConfig(layers=("btm", "btm"), motif_features="lsop+csm")
+    cfg = CHGCNNConfig(layers=("btm", "btm"), motif_features="lsop+csm", dmax=8.0, **bonds)
+    h_spec = cfg.graph_spec()
+    h_plain = build_graphs([fcc, hcp], dataclasses.replace(h_spec, featurizer=""), cache=False, progress=False)[0]
+    assert [per_atom(g) for g in h_plain] == [per_atom(g_fcc), per_atom(g_hcp)]  # CHGCNN's bonds: the same pair graphs
     h_fcc, h_hcp = build_graphs([fcc, hcp], cfg.graph_spec(), cache=False, progress=False)[0]
 
     def cosines(g):

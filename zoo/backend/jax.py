@@ -163,3 +163,32 @@ def switch(index, branches: Sequence):
 def zeros(shape: Sequence[int], like: jax.Array) -> jax.Array:
     """Zeros of ``shape`` in ``like``'s dtype."""
     return jnp.zeros(tuple(shape), dtype=like.dtype)
+
+
+def _holder(module: flax_nn.Module, torch_name: str):
+    """Where torch's ``torch_name`` lives in a linen module built with the torch attribute names:
+    "convs.0.bn1.running_var" -> (module.convs[0].bn1, "running_var")."""
+    *path, leaf = torch_name.split(".")
+    for part in path:
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module, leaf
+
+
+def named_state(module: flax_nn.Module, names) -> dict[str, jax.Array]:
+    """Inside ``__call__``: the module's arrays by torch ``state_dict`` name (parameters as they are,
+    variables such as batch-norm statistics by value), for math written on torch names."""
+    out = {}
+    for name in names:
+        value = getattr(*_holder(module, name))
+        out[name] = value.value if isinstance(value, flax_nn.Variable) else value
+    return out
+
+
+def set_named_state(module: flax_nn.Module, updates: Mapping[str, jax.Array]) -> None:
+    """Write updated variables (batch-norm statistics) back by torch name, keeping each variable's dtype
+    (float32 statistics stay float32 under x64). Not while initialising: init returns fresh statistics."""
+    if module.is_initializing():
+        return
+    for name, value in updates.items():
+        variable = getattr(*_holder(module, name))
+        variable.value = value.astype(variable.value.dtype)

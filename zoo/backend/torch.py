@@ -170,3 +170,17 @@ def switch(index, branches: Sequence):
 def zeros(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
     """Zeros of ``shape`` in ``like``'s dtype and device."""
     return torch.zeros(tuple(shape), dtype=like.dtype, device=like.device)
+
+
+def state_arrays(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The model's ``state_dict`` as numpy arrays (the weight format of ``zoo.core.weights``)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_state_arrays(model: torch.nn.Module, state: Mapping[str, np.ndarray], check) -> torch.nn.Module:
+    """Load numpy (or torch) arrays into ``model`` in its own dtypes, after ``check(config, state)`` (the
+    family's clear ``WeightsError`` when names or shapes differ)."""
+    check(model.config, state)
+    own = model.state_dict()
+    model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype) for k, v in state.items()}, strict=True)
+    return model

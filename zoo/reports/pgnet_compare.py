@@ -31,7 +31,6 @@ import numpy as np
 
 from zoo.core import provenance
 from zoo.core.io import write_json, write_text
-from zoo.symmetry.crystal import point_group_ops
 from zoo.tasks import TargetSpec
 from zoo.training.data import build_task
 from zoo.training.runs import read_predictions

@@ -93,13 +93,9 @@ class CGCNN(nn.Module):
 
 def state_arrays(model: CGCNN) -> dict[str, np.ndarray]:
     """The model's ``state_dict`` as numpy arrays (the weight format of ``zoo.core.weights``)."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return xp.state_arrays(model)
 
 
 def load_state_arrays(model: CGCNN, state: dict[str, Any]) -> CGCNN:
     """Load numpy (or torch) arrays into ``model``; a clear ``WeightsError`` when names or shapes differ."""
-    check_state(model.config, state)
-    own = model.state_dict()
-    tensors = {k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype) for k, v in state.items()}
-    model.load_state_dict(tensors, strict=True)
-    return model
+    return xp.load_state_arrays(model, state, check_state)

@@ -80,29 +80,15 @@ class CHGCNN(nn.Module):
         self.fc_out = Linear(H, cfg.n_outputs)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def _holder(self, torch_name: str):
-        """Where torch's ``torch_name`` lives: "convs.0.bond.bn1.running_var" -> (self.convs[0].bond.bn1, "running_var")."""
-        *path, leaf = torch_name.split(".")
-        module = self
-        for part in path:
-            module = module[int(part)] if part.isdigit() else getattr(module, part)
-        return module, leaf
-
     def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> jax.Array:
         cfg = self.config
         dtype = batch["distances"].dtype
-        arrays = {}
-        for name in state_layout(cfg):
-            value = getattr(*self._holder(name))
-            arrays[name] = value.value if isinstance(value, nn.Variable) else value
+        arrays = xp.named_state(self, state_layout(cfg))
         if cfg.atom_features == "embedding":
             arrays["atom_embedding.weight"] = arrays["atom_embedding.weight"].astype(dtype)
         else:
             arrays["atom_table"] = xp.const(_atom_table(cfg), like=batch["distances"])
         out, updates = core.forward(arrays, batch, cfg, train=train, xp=xp,
                                     dropout=functools.partial(self.dropout, deterministic=not train))
-        if not self.is_initializing():
-            for name, value in updates.items():
-                variable = getattr(*self._holder(name))
-                variable.value = value.astype(variable.value.dtype)
+        xp.set_named_state(self, updates)
         return out

@@ -83,12 +83,9 @@ class CHGCNN(nn.Module):
 
 def state_arrays(model: CHGCNN) -> dict[str, np.ndarray]:
     """The model's ``state_dict`` as numpy arrays (the weight format of ``zoo.core.weights``)."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return xp.state_arrays(model)
 
 
 def load_state_arrays(model: CHGCNN, state: dict[str, Any]) -> CHGCNN:
-    """Load numpy (or torch) arrays into ``model``; a clear ``WeightsError`` when layers, names or shapes differ."""
-    check_state(model.config, state)
-    own = model.state_dict()
-    model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype) for k, v in state.items()}, strict=True)
-    return model
+    """Load numpy (or torch) arrays into ``model``; a clear ``WeightsError`` when names or shapes differ."""
+    return xp.load_state_arrays(model, state, check_state)

@@ -62,3 +62,30 @@ def masked_batch_norm(x, weight, bias, stats: RunningStats, *, mask=None, train:
         num_batches_tracked=stats.num_batches_tracked + 1,
     )
     return centred * xp.rsqrt(var + eps) * weight + bias, new
+
+
+def named_batch_norm(p: dict[str, Any], x, name: str, mask, *, train: bool, xp, batch_norm=None,
+                     updates: dict[str, Any] | None = None):
+    """The batch norm whose parameters and statistics are ``p["<name>.weight"]``, ``p["<name>.bias"]``,
+    ``p["<name>.running_mean"]`` ... (torch's state_dict names), over the rows where ``mask`` is True. In
+    train mode the new statistics go into ``updates`` under the same names, for the caller to store.
+    ``batch_norm`` is a drop-in for ``masked_batch_norm`` (torch's fused kernel for unpadded batches)."""
+    stats = RunningStats(*(p[f"{name}.{leaf}"] for leaf in RunningStats._fields))
+    y, new = (batch_norm or masked_batch_norm)(x, p[f"{name}.weight"], p[f"{name}.bias"], stats, mask=mask, train=train, xp=xp)
+    if train and updates is not None:
+        updates.update({f"{name}.{leaf}": value for leaf, value in new._asdict().items()})
+    return y
+
+
+class StateLayout(dict):
+    """``{torch state_dict name: (kind, shape)}`` of a model built from linears and batch norms, in
+    state_dict order (the weight format's layout; ``kind`` says how each is initialised)."""
+
+    def linear(self, name: str, n_in: int, n_out: int) -> None:
+        self[f"{name}.weight"] = ("linear.weight", (n_out, n_in))
+        self[f"{name}.bias"] = ("linear.bias", (n_out,))
+
+    def batch_norm(self, name: str, n: int) -> None:
+        for leaf in ("weight", "bias", "running_mean", "running_var"):
+            self[f"{name}.{leaf}"] = (f"bn.{leaf}", (n,))
+        self[f"{name}.num_batches_tracked"] = ("bn.num_batches_tracked", ())

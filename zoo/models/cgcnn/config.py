@@ -15,6 +15,7 @@ import numpy as np
 from zoo.core.weights import WeightsError, check_state_matches
 from zoo.models import register_family
 from zoo.nn.functional import gaussian_expansion
+from zoo.nn.norm import StateLayout
 
 # "cgcnn": the exact table CGCNN shipped (atom_init.json); "cgcnn_derived": the same encoding rebuilt from
 # pymatgen (zoo.graphs.features.cgcnn_atom_features); "embedding": learnable. Fixed tables are data,
@@ -126,16 +127,8 @@ def state_layout(config: CGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
     both backends; the fixed "cgcnn" atom table is not part of it (it is data, not a weight).
     """
     A, H, F0, M = config.atom_fea_len, config.h_fea_len, config.orig_atom_fea_len, config.nbr_fea_len
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
-
-    def linear(name: str, n_in: int, n_out: int) -> None:
-        out[f"{name}.weight"] = ("linear.weight", (n_out, n_in))
-        out[f"{name}.bias"] = ("linear.bias", (n_out,))
-
-    def bn(name: str, n: int) -> None:
-        for p in ("weight", "bias", "running_mean", "running_var"):
-            out[f"{name}.{p}"] = (f"bn.{p}", (n,))
-        out[f"{name}.num_batches_tracked"] = ("bn.num_batches_tracked", ())
+    out = StateLayout()
+    linear, bn = out.linear, out.batch_norm
 
     if config.atom_features == "embedding":
         out["atom_embedding.weight"] = ("embedding.weight", (TABLE_ROWS, F0))
@@ -148,7 +141,7 @@ def state_layout(config: CGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
     for k in range(config.n_h - 1):
         linear(f"fcs.{k}", H, H)
     linear("fc_out", H, config.n_outputs)
-    return out
+    return dict(out)
 
 
 def _widths_of_state(state: dict) -> dict[str, object]:

@@ -27,6 +27,7 @@ from zoo.graphs import GraphSpec, HyperSpec
 from zoo.models import register_family
 from zoo.nn.functional import gaussian_expansion
 from zoo.nn.hyper import COMBINE, check_aggregations, combined_width
+from zoo.nn.norm import StateLayout
 
 ATOM_FEATURES = ("cgcnn", "cgcnn_derived", "embedding")  # as CGCNN's (zoo.models.cgcnn.config)
 TABLE_ROWS = 101
@@ -178,16 +179,8 @@ def state_layout(config: CHGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]
     incidences), ``bn2`` (A, over atoms), and ``query`` (A,) with ``combine="attention"``.
     """
     A, H, F0 = config.atom_fea_len, config.h_fea_len, config.orig_atom_fea_len
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
-
-    def linear(name: str, n_in: int, n_out: int) -> None:
-        out[f"{name}.weight"] = ("linear.weight", (n_out, n_in))
-        out[f"{name}.bias"] = ("linear.bias", (n_out,))
-
-    def bn(name: str, n: int) -> None:
-        for p in ("weight", "bias", "running_mean", "running_var"):
-            out[f"{name}.{p}"] = (f"bn.{p}", (n,))
-        out[f"{name}.num_batches_tracked"] = ("bn.num_batches_tracked", ())
+    out = StateLayout()
+    linear, bn = out.linear, out.batch_norm
 
     if config.atom_features == "embedding":
         out["atom_embedding.weight"] = ("embedding.weight", (TABLE_ROWS, F0))
@@ -205,7 +198,7 @@ def state_layout(config: CHGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]
     for k in range(config.n_h - 1):
         linear(f"fcs.{k}", H, H)
     linear("fc_out", H, config.n_outputs)
-    return out
+    return dict(out)
 
 
 def check_state(config: CHGCNNConfig, state: dict, what: str = "CHGCNN weights") -> None:

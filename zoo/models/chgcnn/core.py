@@ -28,13 +28,15 @@ hyperedge, then gathered to the incidences (the same function as the concatenati
 """
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from zoo.nn.functional import gaussian_expansion, masked_segment_mean
 from zoo.nn.hyper import aggregate_fixed, aggregate_segments, combine
-from zoo.nn.norm import RunningStats, masked_batch_norm
+from zoo.nn.norm import RunningStats, masked_batch_norm, named_batch_norm
 
 from .config import CHGCNNConfig
 
@@ -160,12 +162,7 @@ def forward(
     cfg = config
     updates: dict[str, Array] = {}
 
-    def norm(x: Array, name: str, mask) -> Array:
-        stats = RunningStats(*(p[f"{name}.{leaf}"] for leaf in RunningStats._fields))
-        y, new = batch_norm(x, p[f"{name}.weight"], p[f"{name}.bias"], stats, mask=mask, train=train, xp=xp)
-        if train:
-            updates.update({f"{name}.{leaf}": value for leaf, value in new._asdict().items()})
-        return y
+    norm = functools.partial(named_batch_norm, p, train=train, xp=xp, batch_norm=batch_norm, updates=updates)
 
     table = p["atom_embedding.weight" if cfg.atom_features == "embedding" else "atom_table"]
     v = xp.linear(xp.take(table, batch["numbers"]), p["embedding.weight"], p["embedding.bias"])

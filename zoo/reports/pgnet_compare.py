@@ -73,7 +73,12 @@ def read(run_dir: Path) -> dict[str, Any]:
     train = config.get("train", {})
     shape = (3,) * target.rank if target.kind == "tensor" else ()
     pred = read_predictions(run_dir / "predictions_test.csv", shape)
-    return {"dir": run_dir, "task": metrics["task"], "fold": int(metrics["fold"]), "model": metrics["model"],
+    # a model with --set overrides (an ablation) is its own row: "pgnet[hidden_oh=64xA1g]"
+    overrides = train.get("model_overrides") or {}
+    label = metrics["model"] + (f"[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]" if overrides else "")
+    floor = ((metrics.get("floor") or {}).get("test") or {})
+    return {"dir": run_dir, "task": metrics["task"], "fold": int(metrics["fold"]), "model": label,
+            "floor_test": floor.get("fnorm", floor.get("mae")),
             "backend": metrics["backend"], "target": target, "task_kwargs": train.get("task_kwargs", {}),
             "data_dir": train.get("data_dir"), "pred": pred, "n_parameters": n_parameters(run_dir / "best.safetensors"),
             "train_time_s": (metrics.get("time_s") or {}).get("train"), "epochs_run": metrics.get("epochs_run"),
@@ -155,8 +160,10 @@ def render(result: dict) -> str:
                      f"{s.get('sym_violation_mean', float('nan')):.2e} | {s['n_parameters'] or '?'} | {s['train_time_s']:.0f} |")
     lines += ["", "## Runs", ""]
     for r in result["rows"]:
+        test = r["scores"]["all"].get("fnorm", r["scores"]["all"].get("mae"))
+        floor = "" if r.get("floor_test") is None else f", training-mean floor {r['floor_test']:.4g}"
         lines.append(f"- `{Path(r['dir']).name}`: {r['model']} ({r['backend']}), {r['task']} fold {r['fold']}, "
-                     f"{r['epochs_run']} epochs (best {r['best_epoch']})")
+                     f"{r['epochs_run']} epochs (best {r['best_epoch']}); test {test:.4g}{floor}")
     env = result["environment"]
     lines += ["", f"Report made at commit {(env.get('git') or {}).get('commit', '?')} on {env['machine'].get('cpu', '?')} "
               f"({env['machine'].get('cpu_count')} cores). Training times are each run's own (its env.json has "

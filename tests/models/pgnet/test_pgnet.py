@@ -13,11 +13,12 @@ pytest.importorskip("jax")
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from zoo.backend.torch import to_torch  # noqa: E402
-from zoo.graphs import GraphSpec, build_graph, build_graphs, collate  # noqa: E402
+from zoo.graphs import GraphSpec, build_graph, collate  # noqa: E402
 from zoo.models import build, config_from_dict, config_to_dict  # noqa: E402
 from zoo.models.pgnet import PGNetConfig, n_parameters, state_layout  # noqa: E402
 from zoo.models.pgnet import plan as P  # noqa: E402
 from zoo.symmetry import cartesian_point_group, point_group, rotate_tensor, symmetry_violation  # noqa: E402
+from zoo.reports.pgnet_symmetry import SYSTEMS, one_per_system  # noqa: E402
 from zoo.tasks.spec import TargetSpec  # noqa: E402
 from zoo.testing import (  # noqa: E402
     assert_backend_parity,
@@ -34,7 +35,6 @@ TARGETS = {
     "piezo": TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj"),
     "elastic": TargetSpec("C", kind="tensor", rank=4, formula="ijkl=jikl=klij"),
 }
-SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
 # Small widths: every test runs in seconds; the maths does not depend on them.
 SMALL = dict(
     hidden_oh="8xA1g + 2xA2g + 2xEg + 2xT1g + 2xT2g + 2xA1u + 2xA2u + 2xEu + 2xT1u + 2xT2u",
@@ -49,18 +49,9 @@ def config_for(target: str, **kw) -> PGNetConfig:
 
 @pytest.fixture(scope="module")
 def by_system():
-    """One generated crystal per crystal system (exact space-group symmetry), graphs building at 5 Å."""
-    from zoo.tasks.embedded.generator import generate_crystals
-
-    spec = config_for("scalar").graph_spec()
-    out = {}
-    for c in generate_crystals(160, seed=7, max_atoms=8, progress=False):
-        if c.crystal_system not in out:
-            try:
-                build_graph(c.structure, spec)
-            except ValueError:
-                continue
-            out[c.crystal_system] = c.structure
+    """One generated crystal per crystal system (exact space-group symmetry), graphs building at 5 Å:
+    the crystals the pgnet_symmetry report measures."""
+    out = one_per_system(config_for("scalar").graph_spec())
     assert set(out) == set(SYSTEMS)
     return out
 

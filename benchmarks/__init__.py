@@ -2,8 +2,10 @@
 
 Two kinds live here:
 
-- the asv suite (``asv_*.py``; ``asv run --python=same -b '^asv_'``, see ``asv.conf.json``): model
-  speed / memory / equivariance / backend parity for every registered model, and graph building;
+- the asv suite (``asv_*.py``): model speed / compile time / memory / equivariance / backend parity for
+  every registered model, and graph building; over the working tree with ``asv run --python=same``
+  (``make bench``), over a commit range with ``asv run A..B`` (each commit built into asv's own
+  virtualenv, ``asv.conf.json``);
 - stand-alone scripts (``featurize_jdft2d.py``, ``cgcnn_throughput.py``, ``tfn_throughput.py``,
   ``tfn_accuracy.py``) that write JSON under ``results/benchmarks``, on the shared plumbing of
   ``common.py`` (data, epoch plan, ``zoo.graphs`` batching and padding, timing, worker processes, the

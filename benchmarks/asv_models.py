@@ -5,10 +5,14 @@ generator's symmetric crystals, <= 24 atoms, those every registered model can fe
 
 - ``ModelSpeed`` (model x backend x device x batch size): ``time_forward`` (eval mode, output back on
   the host), ``time_train_step`` (forward + MSE loss + backward + AdamW step of ``zoo.training``'s
-  backend adapter, float32, steady state: the model is built, jit-compiled and stepped once in
-  ``setup``; a jax step waits for the new parameters with ``block_until_ready``) and
+  backend adapter, float32, steady state: the model is built, jit-compiled and stepped in ``setup``),
+  ``track_compile_train_step`` / ``track_compile_forward`` (seconds the first call takes beyond a
+  steady-state call: jit compilation in jax, lazy initialisation and kernel selection in torch,
+  measured once per process in ``setup``, so never mixed into the steady-state times) and
   ``peakmem_train_step`` (peak resident memory of the benchmark process, which includes the model,
-  the batch and the compiled step, in bytes).
+  the batch and the compiled step, in bytes). Every timed call ends with ``synchronize``: CUDA's
+  queue drained (``torch.cuda.synchronize``), jax's arrays ready (``block_until_ready``), so a clock
+  read after it times the work, not its dispatch.
 - ``Equivariance`` (model x backend): largest relative error of f(g·S) against g·f(S) for a
   Haar-random rotation and a random improper rotation (``track_equivariance_error``), and of the
   translation / permutation / supercell invariances (``track_cell_invariance_error``), in float64.
@@ -23,6 +27,8 @@ compile, first step) is kept in a per-process cache and only done once.
 """
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -37,6 +43,7 @@ BATCH_SIZES = [16, 64]
 N_POOL = 200  # crystals drawn once for the whole suite (asv_graphs uses all of them)
 N_CHECK = 8  # crystals for the equivariance and parity tracks (float64, several transformed copies)
 TIMEOUT = 900  # s per benchmark process, including the first jit compilation on a slow CPU
+N_STEADY = 3  # steady-state calls whose median the first call is compared with
 
 
 def _targets():
@@ -99,8 +106,30 @@ def cached(key: tuple, make: Callable[[], Any]) -> Any:
     return _CACHE[key]
 
 
+def synchronize(backend: str, device: str, value: Any = None) -> None:
+    """Wait until the device has finished the work queued so far: GPU kernels run asynchronously, so a
+    clock read without this times the launch, not the work. jax: ``value``'s arrays are ready."""
+    if backend == "torch":
+        if device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        return
+    import jax
+
+    jax.block_until_ready(value)
+
+
+def timed(call: Callable[[], Any], sync: Callable[[Any], None], clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds ``call()`` takes, its device work included: ``sync(result)`` runs before the clock is read."""
+    start = clock()
+    sync(call())
+    return clock() - start
+
+
 class _Stepper:
-    """A model, a fixed batch and zoo.training's backend adapter, compiled and warmed up."""
+    """A model, a fixed batch and zoo.training's backend adapter, compiled and warmed up; the first call of
+    each operation is timed apart from the steady state (``compile_s``)."""
 
     def __init__(self, model: str, backend: str, device: str, batch_size: int):
         from zoo.graphs import build_graphs
@@ -112,25 +141,34 @@ class _Stepper:
         y = np.random.default_rng(0).standard_normal(batch_size)  # standardised targets, as the trainer sees them
         train = TrainConfig(model=model, backend=backend, batch_size=batch_size, device=device if backend == "torch" else None,
                             dtype="float32", seed=0, progress=False)
-        self.backend = backend
+        self.backend, self.device = backend, device
         self.lr = train.lr
         self.adapter = get_adapter(backend)(model, config, train, "mse")
         self.adapter.init(graphs)
         self.batch = self.adapter.make_batch(graphs, y)
-        # Steady state: jit compilations (jax) and lazy allocations (torch, CUDA kernels) happen here.
-        for _ in range(2):
-            self.train_step()
-            self.forward()
+        # First calls: jit compilation (jax), lazy allocation and kernel selection (torch, CUDA) happen here.
+        calls = {"train_step": self._train_step, "forward": self._forward}
+        first = {name: timed(call, self._sync) for name, call in calls.items()}
+        steady = {name: statistics.median(timed(call, self._sync) for _ in range(N_STEADY)) for name, call in calls.items()}
+        self.compile_s = {name: max(first[name] - steady[name], 0.0) for name in calls}
+
+    def _train_step(self) -> Any:
+        self.adapter.train_step(self.batch, self.lr)
+        # jax: the step is done when the new parameters are; torch: the returned loss is already on the host,
+        # but the clock must not depend on that detail of the adapter.
+        return self.adapter.params if self.backend == "jax" else None
+
+    def _forward(self) -> Any:
+        return self.adapter.predict(self.batch)  # eval mode
+
+    def _sync(self, out: Any) -> None:
+        synchronize(self.backend, self.device, out)
 
     def train_step(self) -> None:
-        self.adapter.train_step(self.batch, self.lr)  # returns a Python float: the step has finished
-        if self.backend == "jax":
-            import jax
-
-            jax.block_until_ready(self.adapter.params)
+        self._sync(self._train_step())
 
     def forward(self) -> None:
-        self.adapter.predict(self.batch)  # eval mode; returns host numpy, so the device work is done
+        self._sync(self._forward())
 
 
 class ModelSpeed:
@@ -150,6 +188,16 @@ class ModelSpeed:
 
     def peakmem_train_step(self, model, backend, device, batch_size):
         self.stepper.train_step()
+
+    def track_compile_train_step(self, model, backend, device, batch_size):
+        return self.stepper.compile_s["train_step"]
+
+    track_compile_train_step.unit = "seconds"
+
+    def track_compile_forward(self, model, backend, device, batch_size):
+        return self.stepper.compile_s["forward"]
+
+    track_compile_forward.unit = "seconds"
 
 
 class Equivariance:

@@ -1,7 +1,7 @@
 """``make bench``: every crystal-zoo benchmark, in one go, on an idle machine.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--no-scripts] [--no-asv] [--bench REGEX]
-                                           [--require-idle] [-- extra asv run arguments]
+                                           [--history RANGE] [--require-idle] [-- extra asv run arguments]
 
 1. Checks that the machine is idle (1-minute load average against the number of usable cores) and
    warns loudly when it is not (``--require-idle``: stop instead): timings taken next to other work
@@ -14,10 +14,14 @@
    installed packages of this interpreter, results recorded under the current commit
    (``--set-commit-hash``) in ``.asv/results/<machine>/``, then ``asv publish`` builds ``.asv/html/``.
    ``--quick`` runs every benchmark once and asv saves nothing (a check that the suite runs).
+   ``--history RANGE`` (e.g. ``HEAD~5..HEAD``) instead runs ``asv run RANGE``: asv checks out every commit
+   of the range, builds and installs it into its own virtualenv under ``.asv/env`` (``asv.conf.json``)
+   and times it with the working tree's benchmarks; the stand-alone scripts are skipped.
 
 Writes ``results/benchmarks/run_all.json`` (commands, exit codes, load averages before and after,
-commit, whether the tree had uncommitted changes; ``.asv/run_all_quick.json`` for ``--quick``) and
-prints where every result went. Exit status 1 when any step failed.
+commit, whether the tree had uncommitted changes) after a full run, ``.asv/run_all_partial.json`` after
+any other (``--quick``, ``--bench``, ``--history``, ``--no-*``: not figures to quote next to the full
+suite), and prints where every result went. Exit status 1 when any step failed.
 """
 from __future__ import annotations
 
@@ -130,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-scripts", action="store_true", help="skip the stand-alone scripts")
     p.add_argument("--no-asv", action="store_true", help="skip the asv suite")
     p.add_argument("--bench", default=ASV_PATTERN, help=f"asv benchmark regex (default {ASV_PATTERN!r}: the whole asv suite)")
+    p.add_argument("--history", metavar="RANGE", help="asv over a commit range (e.g. HEAD~5..HEAD): each commit built and "
+                   "installed into asv's virtualenv; implies --no-scripts")
     p.add_argument("--require-idle", action="store_true", help="exit (status 2) instead of warning when the machine is busy")
     args = p.parse_args(argv)
+    if args.history:
+        args.no_scripts = True
 
     started = datetime.now(timezone.utc)
     before = check_idle("before")
@@ -161,14 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             # asv needs a machine description once per machine; --yes takes the detected values.
             steps.append(run(asv + ["machine", "--yes"] + conf, "asv machine"))
         cmd = asv + ["run", "--python=same", "--show-stderr", "-b", args.bench] + conf
-        if args.quick:
+        if args.history:  # asv's own environments, one build per commit (asv.conf.json)
+            cmd = asv + ["run", "--show-stderr", "-b", args.bench, args.history] + conf
+        elif args.quick:
             cmd.append("--quick")
         elif commit:
             cmd += ["--set-commit-hash", commit]  # without it, asv does not save results of an existing environment
         else:
             print("not a git checkout: asv cannot label the results with a commit, so it will not save them", file=sys.stderr)
         steps.append(run(cmd + extra, "asv run"))
-        if not args.quick and commit:
+        if not args.quick and (commit or args.history):
             steps.append(run(asv + ["publish"] + conf, "asv publish"))
 
     after = check_idle("after")
@@ -178,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_s": round(time.time() - t0, 1),
         "quick": args.quick,
+        "history": args.history,
+        "bench": args.bench,
         "commit": commit,
         "uncommitted_changes": dirty,
         "machine": {**provenance.machine(), "python": sys.version.split()[0], "cores": usable_cores()},
@@ -187,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps,
         "failed": failed,
     }
-    # A quick run is a smoke test: its manifest stays out of results/ (which holds figures to quote).
-    manifest_path = ROOT / ".asv" / "run_all_quick.json" if args.quick else RESULTS / "run_all.json"
+    # Only a full run's manifest goes to results/ (which holds figures to quote); a smoke test, a subset or a
+    # history run would replace it with a record of something else.
+    full = not (args.quick or args.history or args.no_scripts or args.no_asv or args.bench != ASV_PATTERN)
+    manifest_path = RESULTS / "run_all.json" if full else ROOT / ".asv" / "run_all_partial.json"
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(manifest_path, manifest)
 
@@ -201,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_asv:
         if args.quick:
             print("  asv: --quick run, results not saved (asv's rule for quick runs)")
+        elif args.history:
+            print(f"  asv results: {(ROOT / '.asv' / 'results').relative_to(ROOT)}/<machine>/<commit>-virtualenv-*.json")
+            print(f"  asv report:  {(ROOT / '.asv' / 'html' / 'index.html').relative_to(ROOT)}  (or `asv preview`)")
         elif commit:
             written = sorted(f for f in (ROOT / ".asv" / "results").glob(f"*/{commit[:8]}-*.json") if f.stat().st_mtime >= t0)
             for f in written:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zoo import BACKENDS
+from zoo.core.backends import BACKENDS
 from zoo.core.registry import Registry
 
 

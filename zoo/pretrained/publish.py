@@ -1,0 +1,185 @@
+"""Turn a finished run folder into a registry entry: ``python -m zoo.pretrained.publish RUN_DIR --tag TAG ...``.
+
+What it writes (and nothing by hand):
+
+- ``zoo/models/<family>/weights/<tag>.safetensors`` + ``<tag>.json``: the run's best pair, byte for byte
+  (its sealed sidecar stays valid), the copy that ships with the package;
+- the entry in ``zoo/models/<family>/pretrained.json``, its fields read from the run (config, featurisation,
+  normalisation, task and version, metrics with their split, recipe, commit) and counted from the built
+  model (parameters). A tag that exists is refused: a tag never changes meaning, a retrained model gets a
+  new one;
+- ``results/pretrained/<family.tag>/``: the evidence the model card is made from (the run's metrics,
+  config, environment and the predictions of the split the metrics were measured on; with ``--cv`` the
+  out-of-fold predictions and per-fold scores of a ``zoo reproduce`` result folder).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from zoo.core import weights
+from zoo.core.io import atomic_path, sha256_file, write_json
+from zoo.models import build, config_from_dict, get_family
+from zoo.training import runs
+
+from .fetch import PretrainedError
+from .registry import (
+    REGISTRY_FILE,
+    REGISTRY_FORMAT,
+    WEIGHTS_FOLDER,
+    family_folder,
+    read_family,
+    reload,
+)
+
+# Where the project publishes weight files; a mirror replaces it with ZOO_BASE_URL (same <family>/<file> layout).
+DEFAULT_BASE_URL = "https://github.com/crystal-zoo/crystal-zoo/releases/download/weights-v1"
+RESULTS = Path("results") / "pretrained"
+# Training options that do not change the weights (where files go, progress bars, local paths).
+_NOT_RECIPE = ("out", "progress", "graph_cache", "data_dir", "device", "init_weights")
+
+
+def count_parameters(family: str, config: dict[str, Any]) -> int:
+    """Trainable parameters of the family's torch model built from ``config`` (the jax model declares the
+    same names and shapes)."""
+    model = build(family, "torch", config_from_dict(family, config))
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def _command(train: dict[str, Any], family: str) -> str:
+    """The ``zoo train`` line of a recipe (the options that differ from TrainConfig's defaults)."""
+    from zoo.training import TrainConfig
+
+    default = TrainConfig().to_dict()
+    parts = ["zoo train", family, "--task", train["task"]]
+    for key, value in train.items():
+        if key in ("model", "task", *_NOT_RECIPE) or value == default.get(key):
+            continue
+        if isinstance(value, dict):
+            flag = "--set" if key == "model_overrides" else "--task-arg"
+            parts += [f"{flag} '{k}={v if isinstance(v, str) else json.dumps(v)}'" for k, v in value.items()]
+        elif isinstance(value, bool):
+            parts.append("--" + key.replace("_", "-"))
+        else:
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
+def _cross_validation(folder: Path, task_name: str, data_dir: str | None, task_kwargs: dict[str, Any]) -> tuple[dict, list]:
+    """(per-fold scores and their mean, out-of-fold rows [id, fold, y_true, y_pred]) of a results folder."""
+    from zoo.training.data import build_task
+
+    with gzip.open(folder / "results.json.gz", "rt") as fh:
+        doc = json.load(fh)
+    folds = doc["tasks"][task_name]["results"]
+    scores = {name: rec["scores"] for name, rec in folds.items()}
+    keys = sorted(next(iter(scores.values())))
+    mean = {k: sum(s[k] for s in scores.values()) / len(scores) for k in keys}
+    task = build_task(task_name, task_kwargs, data_dir)
+    task.load()
+    rows = []
+    for k, name in enumerate(sorted(folds)):
+        _, truth = task.get_test_data(k, include_target=True)
+        for i, pred in folds[name]["data"].items():
+            rows.append((i, k, float(truth[i]), float(pred)))
+    info = json.loads((folder / "info.json").read_text())
+    return {"source": str(folder), "algorithm": info.get("algorithm_long", ""), "folds": scores, "mean": mean}, rows
+
+
+def publish(run_dir: str | Path, tag: str, *, description: str, weights_license: str, data_license: str, data_citation: str,
+            default: bool = False, cv: str | None = None, data_dir: str | None = None, base_url: str = DEFAULT_BASE_URL,
+            results: Path = RESULTS) -> str:
+    """Publish the run's best weights as ``<family>.<tag>`` (module docstring); returns the entry name."""
+    run_dir = Path(run_dir)
+    _, meta = weights.load(run_dir / "best")  # verified: sha256, size, seal
+    config, metrics = runs.read_config(run_dir), json.loads((run_dir / "metrics.json").read_text())
+    env = json.loads((run_dir / "env.json").read_text())
+    family = meta["model"]
+    folder = family_folder(family)
+    registry_path = folder / REGISTRY_FILE
+    existing = {e.tag: e for e in read_family(family)}
+    if tag in existing:
+        raise PretrainedError(f"{family}.{tag} is already published ({registry_path}); a tag never changes meaning: "
+                              "publish the new weights under a new tag")
+    files = {}
+    for part, suffix in (("weights", ".safetensors"), ("sidecar", ".json")):
+        src, dst = run_dir / f"best{suffix}", folder / WEIGHTS_FOLDER / f"{tag}{suffix}"
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        files[part] = {"name": dst.name, "url": f"{base_url.rstrip('/')}/{family}/{dst.name}", "sha256": sha256_file(dst),
+                       "size": dst.stat().st_size}
+    split = "test" if "test" in metrics else "val"
+    fold = config["task"].get("fold")
+    full = config["train"].get("full_data", False)
+    where = (f"test set of fold {fold}" if split == "test" else
+             f"validation set ({'held out of all the data' if full else f'fold {fold}'}; it chose the best epoch)")
+    name = f"{family}.{tag}"
+    out = results / name
+    # A full-data model's out-of-fold evidence is the cross-validation below; its own split is validation.
+    measured = {"split": where, "n": metrics[split]["n"], "values": metrics[split], "floor": metrics["floor"][split],
+                "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"]}
+    if cv is not None:
+        measured["cross_validation"], rows = _cross_validation(Path(cv), config["task"]["name"], data_dir,
+                                                               config["train"]["task_kwargs"])
+        import pandas as pd
+
+        with atomic_path(out / "predictions_cv.csv") as tmp:
+            pd.DataFrame(rows, columns=["id", "fold", "y_true", "y_pred"]).to_csv(tmp, index=False, float_format="%.17g")
+    fam = get_family(family)
+    train = {k: v for k, v in config["train"].items() if k not in _NOT_RECIPE}
+    entry = {
+        "description": description,
+        "files": files,
+        "config": meta["config"],
+        "featurization": meta["featurization"],
+        "normalizer": meta["normalizer"],
+        "task": {"name": config["task"]["name"], "version": config["task"]["version"], "kwargs": config["train"]["task_kwargs"],
+                 "target": meta["target"], "fold": fold, "full_data": full},
+        "metrics": measured,
+        "recipe": {"command": _command(config["train"], family), "train": train, "loss": config["loss"]},
+        "n_params": count_parameters(family, meta["config"]),
+        "license": {"code": fam.license, "weights": weights_license, "data": data_license},
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "citation": {"model": fam.citation, "data": data_citation},
+        "run": {"id": run_dir.name, "git": env.get("git", {}), "device": env.get("device", ""),
+                "time_s": metrics.get("time_s", {})},
+    }
+    for fname in ("metrics.json", "config.json", "env.json", f"predictions_{split}.csv"):
+        with atomic_path(out / fname) as tmp:
+            shutil.copyfile(run_dir / fname, tmp)
+    doc = json.loads(registry_path.read_text()) if registry_path.exists() else {
+        "format": REGISTRY_FORMAT, "family": family, "default": tag, "entries": {}}
+    doc["entries"][tag] = entry
+    if default:
+        doc["default"] = tag
+    write_json(registry_path, doc)
+    reload()
+    read_family(family)  # the file just written follows the schema
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m zoo.pretrained.publish", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--tag", required=True, help="new tag (lowercase, digits, _), e.g. matbench_jdft2d_v1")
+    p.add_argument("--description", required=True)
+    p.add_argument("--weights-license", default="CC-BY-4.0")
+    p.add_argument("--data-license", required=True, help="the training data's licence (its PROVENANCE.md)")
+    p.add_argument("--data-citation", required=True)
+    p.add_argument("--default", action="store_true", help="make it the family's default")
+    p.add_argument("--cv", help="a `zoo reproduce` result folder with the 5-fold evaluation of this recipe")
+    p.add_argument("--data-dir", help="the task's data (for --cv's targets)")
+    a = p.parse_args(argv)
+    name = publish(a.run_dir, a.tag, description=a.description, weights_license=a.weights_license,
+                   data_license=a.data_license, data_citation=a.data_citation, default=a.default, cv=a.cv, data_dir=a.data_dir)
+    print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -51,9 +51,29 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/<script>.py`: the benchmarks package
 
-from benchmarks.common import (RESULTS, ROOT, data_missing, epoch_plan, epoch_timings, featurise, load_graphs,  # noqa: E402
-                               load_jdft2d, machine_info, model_list, padded_sizes, parser, print_table, report_header,
-                               run_worker, save_graphs, shape_key, standardised, torch_device, worker_options)
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    data_missing,
+    epoch_plan,
+    epoch_timings,
+    featurise,
+    load_graphs,
+    load_jdft2d,
+    machine_info,
+    model_list,
+    padded_sizes,
+    parser,
+    print_table,
+    report_header,
+    run_worker,
+    save_graphs,
+    shape_key,
+    standardised,
+    torch_device,
+    worker_options,
+)
+from benchmarks.spread import interleaved, summarise  # noqa: E402
 from zoo.core.io import write_json  # noqa: E402
 from zoo.graphs import collate  # noqa: E402
 from zoo.models import build, config_from_dict, config_to_dict, make_config  # noqa: E402
@@ -317,6 +337,7 @@ def main(argv=None) -> int:
                         "parameter count is closest to ours")
     p.add_argument("--hidden-irreps", default=None, help="override our hidden irreps (default: TFNConfig's)")
     p.add_argument("--profile-steps", type=int, default=5, help="training steps profiled per torch model (0: none)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of every model, interleaved (median and spread reported)")
     worker_options(p, MODELS)
     args = p.parse_args(argv)
     if args.worker:
@@ -341,17 +362,19 @@ def main(argv=None) -> int:
         "avg_num_neighbors": config.avg_num_neighbors,
     }
 
-    results = {}
     with tempfile.TemporaryDirectory(prefix="tfn_bench_") as tmp:
         gpath = Path(tmp) / "graphs.npz"
         save_graphs(gpath, graphs, y)
-        for name in models:
-            print(f"== {name}", flush=True)
-            results[name] = run_worker(__file__, [
+
+        def measured(name):
+            return run_worker(__file__, [
                 "--worker", name, "--graphs", str(gpath), "--config-json", json.dumps(config_to_dict(config)),
                 "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device", args.device,
                 "--ref-mul", str(args.ref_mul), "--profile-steps", str(args.profile_steps), "--lr", str(args.lr)],
                 Path(tmp) / f"{name}.json")
+
+        rounds, load = interleaved({name: (lambda name=name: measured(name)) for name in models}, args.repeats)
+    results = {name: summarise(rs) for name, rs in rounds.items()}
 
     def sps(name):
         return results.get(name, {}).get("structures_per_s")
@@ -369,7 +392,9 @@ def main(argv=None) -> int:
         "config": config_to_dict(config),
         "n_params": {"ours": n_parameters(config), "e3nn_reference": results.get("e3nn", {}).get("n_params")},
         "reference": {"class": "e3nn.nn.models.gate_points_2101.Network", "mul": args.ref_mul, "lmax": config.lmax, "layers": config.n_layers},
-        "ratios": ratios,
+        "ratios": ratios,  # of the medians over the repeats
+        "repeats": args.repeats,
+        "load_average": load,
         "targets": {"torch_over_e3nn_reference": 2.0, "jax_over_torch_eager": 1.3},
         # libgomp's barrier policy changes torch eager on 2 cores by ~1.5x (threads spin or sleep between
         # the many small kernels); every model of one report runs under the same one
@@ -388,6 +413,11 @@ def main(argv=None) -> int:
                 [("params", "n_params", 9, "d"), ("structures/s", "structures_per_s", 14, ".1f"),
                  ("median epoch s", "median_steady_epoch_s", 16, ".3f"), ("first epoch s", "first_epoch_s", 15, ".2f"),
                  ("compile s", "compile_s", 11, ".1f"), ("peak MB", "peak_mb", 10, ".0f")], shown)
+    print(f"medians of {args.repeats} interleaved repeats; load average {load['before'][0]:.1f} before, {load['after'][0]:.1f} after")
+    for name, r in results.items():
+        if "structures_per_s_spread" in r:
+            sp = r["structures_per_s_spread"]
+            print(f"{name}: structures/s median {sp['median']:.1f}, IQR {sp['q1']:.1f}-{sp['q3']:.1f}, min-max {sp['min']:.1f}-{sp['max']:.1f}")
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}")
     for name, r in results.items():

@@ -5,6 +5,7 @@ way it does on a machine where only `crystal-zoo[torch]` or only `crystal-zoo[ja
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -73,3 +74,41 @@ def test_zoo_works_with_one_backend(present, missing):
     ) + USE[present] + f"\nassert {missing!r} not in sys.modules\nprint('ok')\n"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
+
+
+# Imported by no torch run before its first epoch: the other backend and its libraries, the plotting library
+# (plots are drawn after training), and the matbench / matminer / scikit-learn stack (the CGCNN atom table is
+# located in matminer's folder, not imported). Each of them costs start-up time (seconds for some).
+NOT_BEFORE_TRAINING = ("jax", "jaxlib", "flax", "optax", "e3nn_jax", "matplotlib", "matminer", "matbench", "sklearn", "e3nn",
+                       "torch_geometric")
+
+TRAIN_TORCH = """
+import sys
+from tests.helpers import TINY, toy_task
+from zoo import tasks
+import zoo.cli
+
+task = toy_task()
+tasks.register(task.spec, lambda: task)
+seen = {{}}
+
+def check(run_dir):
+    seen["start"] = sorted(m for m in {names!r} if m in sys.modules)
+    seen["torch"] = "torch" in sys.modules
+
+train = zoo.cli.train
+zoo.cli.train = lambda config=None, **kw: train(config, on_start=check, **kw)
+sets = [a for k, v in TINY.items() for a in ("--set", f"{{k}}={{v}}")]
+rc = zoo.cli.main(["train", "cgcnn", "--task", task.spec.name, "--backend", "torch", "--epochs", "1", "--no-progress",
+                   "--no-graph-cache", "--out", {out!r}, *sets])
+assert rc == 0, rc
+print("loaded at the start of training:", seen["start"], "torch:", seen["torch"])
+"""
+
+
+def test_a_torch_training_imports_no_other_backend_plots_or_matbench_before_it_starts(tmp_path):
+    code = TRAIN_TORCH.format(names=NOT_BEFORE_TRAINING, out=str(tmp_path / "runs"))
+    env = {**os.environ, "ZOO_CACHE": str(tmp_path / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "loaded at the start of training: [] torch: True" in res.stdout, res.stdout[-2000:]

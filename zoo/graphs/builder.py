@@ -33,10 +33,26 @@ import numpy as np
 
 from zoo.symmetry.standard import HOLOHEDRIES, standardize
 
-from .cache import cache_path, load_graphs, save_graphs, structure_hash
+from .cache import arrays_hash, cache_path, load_graphs, save_graphs, structure_hash
 from .graph import GRAPH_FORMAT_VERSION, CrystalGraph
-from .neighbors import NeighborListTooLarge, nearest_k, neighbor_list
-from .structures import MIN_DISTANCE, StructureError, formula, to_structure
+from .neighbors import (
+    NeighborListTooLarge,
+    candidate_pairs,
+    edge_geometry,
+    nearest_edges,
+    nearest_k,
+    neighbor_list,
+    sort_edges,
+)
+from .structures import (
+    MIN_DISTANCE,
+    MIN_FLATNESS,
+    MIN_VOLUME,
+    StructureError,
+    formula,
+    screen,
+    to_structure,
+)
 
 log = logging.getLogger("zoo.graphs")
 
@@ -168,6 +184,96 @@ def _graph_from_structure(structure, spec: GraphSpec, id: str = "") -> CrystalGr
     )
 
 
+# The screens below repeat to_structure's cell thresholds on many cells at once; a cell this close to a
+# threshold (relative) takes the one-structure path, which decides (the screen only ever sends more there).
+_SCREEN_MARGIN = 1e-9
+
+
+def _graphs_at_once(items: list, ids: list[str], spec: GraphSpec, min_distance: float | None, progress: bool,
+                    desc: str) -> list[CrystalGraph | None]:
+    """Graphs of many structures with their checks run on all of them at once: the same graphs (same edges,
+    order and bits) as ``to_structure`` + ``_graph_from_structure`` one by one, with ``meta["sha256"]`` set.
+
+    Per structure only what must be: its arrays read in one pass over its sites (``structures.screen``) and
+    the library's neighbour search (``neighbors.candidate_pairs``). The cell and coordinate checks, the
+    overlap check (the pairs closer than ``min_distance`` are among the graph's candidate pairs, so there is
+    no second search), the cut at the radius, the edge order, the nearest ``max_neighbors`` and the atoms
+    without a neighbour are array operations over all pairs of all structures. A structure that any check
+    refuses, or that the cheap reading cannot take (a CIF, a disordered site, ...), gets None: the caller
+    runs it through the one-structure path, which raises its usual error (the message naming it). Input
+    frame and ``min_distance`` within the radius only (``_at_once``).
+    """
+    from tqdm.auto import tqdm
+
+    n = len(items)
+    read: dict[int, tuple] = {}
+    pairs: dict[int, tuple] = {}
+    for k, obj in enumerate(tqdm(items, desc=desc, disable=not progress)):
+        arrays = screen(obj)
+        if arrays is None:
+            continue
+        try:  # refuses non-finite or far-away coordinates, a zero-volume cell, a search beyond the limits
+            pairs[k] = candidate_pairs(arrays[0], arrays[1], spec.radius)
+        except ValueError:  # ... which the one-structure path then names
+            continue
+        read[k] = arrays
+    good = sorted(pairs)
+    if not good:
+        return [None] * n
+
+    # to_structure's cell checks, on every cell at once (its coordinate checks are candidate_pairs' own).
+    lattices = np.stack([read[k][0] for k in good])
+    volume = np.abs(np.linalg.det(lattices))
+    flat = np.prod(np.linalg.norm(lattices, axis=2), axis=1) * MIN_FLATNESS
+    refused = (volume < MIN_VOLUME * (1 + _SCREEN_MARGIN)) | (volume < flat * (1 + _SCREEN_MARGIN))
+
+    # All candidate pairs of all structures, with global atom indices (structure after structure).
+    n_atoms = np.array([read[k][1].shape[0] for k in good], dtype=np.int64)
+    node_start = np.concatenate([[0], np.cumsum(n_atoms)])
+    owner = np.repeat(np.arange(len(good)), [pairs[k][0].shape[0] for k in good])  # index in ``good`` of each pair
+    offset = node_start[:-1][owner]
+    i = np.concatenate([pairs[k][0] for k in good]) + offset
+    j = np.concatenate([pairs[k][1] for k in good]) + offset
+    shifts = np.concatenate([pairs[k][2] for k in good])
+    positions = np.concatenate([read[k][1] for k in good])
+    vectors, distances = edge_geometry(positions, lattices, j, i, shifts, owner)
+    # One index into the pairs, narrowed step by step (cut, order, nearest), gathers the edges once at the end.
+    idx = np.flatnonzero((distances <= spec.radius) & ~((i == j) & ~shifts.any(axis=1)))
+    if min_distance:
+        refused[owner[idx[distances[idx] < min_distance]]] = True  # overlapping atoms
+    # Ordered by global centre index, the pairs of a structure stay together, in neighbor_list's order.
+    if spec.max_neighbors is None:
+        idx = idx[sort_edges(i[idx], j[idx], shifts[idx], distances[idx])]
+    else:
+        idx = idx[nearest_edges(i[idx], j[idx], shifts[idx], distances[idx], int(node_start[-1]), spec.max_neighbors)]
+    lonely = np.bincount(i[idx], minlength=int(node_start[-1])) == 0  # an atom without a neighbour
+    refused[np.repeat(np.arange(len(good)), n_atoms)[lonely]] = True
+    owner = owner[idx]
+    local = node_start[:-1][owner]
+    i, j, shifts, vectors, distances = i[idx] - local, j[idx] - local, shifts[idx], vectors[idx], distances[idx]
+    edge_start = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(good)))]).tolist()
+
+    graphs: list[CrystalGraph | None] = [None] * n
+    meta = spec.meta()
+    for g, k in enumerate(good):
+        if refused[g]:
+            continue
+        lattice, pos, frac, numbers = read[k]
+        e = slice(edge_start[g], edge_start[g + 1])
+        graphs[k] = CrystalGraph(
+            numbers=numbers, positions=pos, lattice=lattice, senders=j[e], receivers=i[e], shifts=shifts[e],
+            edge_vectors=vectors[e], distances=distances[e], id=ids[k],
+            meta={**meta, "sha256": arrays_hash(lattice, numbers, frac)},
+        )
+    return graphs
+
+
+def _at_once(spec: GraphSpec, min_distance: float | None) -> bool:
+    """Whether ``_graphs_at_once`` can build graphs of ``spec``: in the input frame (the standard frame
+    needs a symmetry analysis per structure), with an overlap threshold the graph's own search covers."""
+    return spec.frame == "input" and (not min_distance or min_distance <= spec.radius)
+
+
 def build_graph(structure, spec: GraphSpec | None = None, id: str = "", min_distance: float | None = MIN_DISTANCE) -> CrystalGraph:
     """Crystal graph of one structure (anything ``to_structure`` reads); raises ``StructureError``."""
     spec = GraphSpec() if spec is None else spec
@@ -227,7 +333,11 @@ def build_graphs(
 
     desc = f"graphs {spec.rule} r={spec.radius:g}" + (f" k={spec.max_neighbors}" if spec.max_neighbors else "")
     if not cache:
-        for k, obj in enumerate(tqdm(items, desc=desc, disable=not progress)):
+        fast = _graphs_at_once(items, ids, spec, min_distance, progress, desc) if _at_once(spec, min_distance) else None
+        for k, obj in enumerate(tqdm(items, desc=desc, disable=not progress or fast is not None)):
+            if fast is not None and fast[k] is not None:
+                graphs[k] = fast[k]
+                continue
             try:
                 structure = to_structure(obj, id=ids[k], min_distance=min_distance)
             except Exception as exc:

@@ -43,9 +43,15 @@ def graph_cache_dir(root: str | os.PathLike | None = None) -> Path:
 
 def structure_hash(structure) -> str:
     """sha256 (hex) of a structure's exact content: lattice, atomic numbers, fractional coordinates."""
-    lattice = np.ascontiguousarray(structure.lattice.matrix, dtype="<f8")
-    numbers = np.ascontiguousarray([site.specie.Z for site in structure], dtype="<i8")
-    frac = np.ascontiguousarray(structure.frac_coords, dtype="<f8").reshape(-1, 3)
+    return arrays_hash(structure.lattice.matrix, [site.specie.Z for site in structure], structure.frac_coords)
+
+
+def arrays_hash(lattice, numbers, frac) -> str:
+    """``structure_hash`` of a structure given as its arrays (lattice rows, atomic numbers, fractional
+    coordinates), for callers that already hold them."""
+    lattice = np.ascontiguousarray(lattice, dtype="<f8")
+    numbers = np.ascontiguousarray(numbers, dtype="<i8")
+    frac = np.ascontiguousarray(frac, dtype="<f8").reshape(-1, 3)
     h = hashlib.sha256()
     h.update(b"crystal-zoo structure v1\0")
     h.update(np.int64(len(numbers)).astype("<i8").tobytes())

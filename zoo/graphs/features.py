@@ -42,6 +42,7 @@ derived table documents the encoding and extends it to other data.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import math
 import warnings
@@ -156,14 +157,15 @@ def cgcnn_atom_features() -> np.ndarray:
 
 def original_cgcnn_table_path() -> Path:
     """matminer's copy of CGCNN's ``atom_init.json`` (installed with the matbench extra)."""
-    try:
-        import matminer
-    except ImportError as exc:  # pragma: no cover - matminer is a declared extra
+    # Located, not imported: the file is all we need, and importing matminer (its version lookup through
+    # importlib.metadata) would put it on every CGCNN run's start-up path.
+    spec = importlib.util.find_spec("matminer")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - matminer is a declared extra
         raise ImportError(
             "original_cgcnn_atom_features() reads the table shipped in matminer; "
             "install it with `pip install crystal-zoo[matbench]` or use cgcnn_atom_features()"
-        ) from exc
-    return Path(matminer.__file__).parent / "utils" / "data_files" / "cgcnn_atom_feature.json"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "utils" / "data_files" / "cgcnn_atom_feature.json"
 
 
 @functools.lru_cache(maxsize=1)

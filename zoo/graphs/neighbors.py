@@ -51,6 +51,7 @@ MAX_IMAGE_ATOMS = 20_000_000
 # an edge vector, the difference of two such numbers, would lose them: refused, not silently rounded.
 MAX_COORDINATE = 1e8
 ORTHOGONALITY_DEFECT = 2.0  # bases with |a||b||c| / V above this are LLL-reduced before the search
+_PERIODIC = np.ones(3, dtype=np.int64)  # pymatgen's pbc flags: periodic in all three directions (read only)
 
 
 class NeighborListTooLarge(ValueError):
@@ -69,17 +70,31 @@ def max_pairs() -> int:
 
 
 def edge_geometry(
-    positions: np.ndarray, lattice: np.ndarray, senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray
+    positions: np.ndarray, lattice: np.ndarray, senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray,
+    owner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``edge_vectors = positions[j] + shifts @ lattice - positions[i]`` (Å) and their lengths.
+    """``edge_vectors = positions[j] + shifts @ lattice - positions[i]`` (Å) and their lengths. Many graphs
+    at once: ``lattice`` (G, 3, 3) holds one lattice per graph and ``owner`` (E,) each edge's graph (the
+    same arithmetic, so the same bits as one graph at a time).
 
     Written element-wise (no BLAS) so that the result is bit-identical on every call and every
     machine for the same inputs: the graph cache stores only the integer shifts and rebuilds these.
     """
     s = np.asarray(shifts, dtype=np.float64)
     L = np.asarray(lattice, dtype=np.float64)
-    translation = s[:, 0:1] * L[0] + s[:, 1:2] * L[1] + s[:, 2:3] * L[2]
-    vectors = (positions[senders] + translation) - positions[receivers]
+    if owner is None:
+        a, b, c = L[0], L[1], L[2]
+    else:  # each edge's lattice rows, gathered as one (E, 9) block (faster than (E, 3, 3))
+        rows = L.reshape(-1, 9)[owner]
+        a, b, c = rows[:, 0:3], rows[:, 3:6], rows[:, 6:9]
+    # (positions[j] + ((s0 a + s1 b) + s2 c)) - positions[i], evaluated in place: the same operations in the
+    # same order as the expression, without its temporaries (this runs over every candidate pair)
+    translation = s[:, 0:1] * a
+    translation += s[:, 1:2] * b
+    translation += s[:, 2:3] * c
+    vectors = positions[senders]
+    vectors += translation
+    vectors -= positions[receivers]
     distances = np.sqrt(vectors[:, 0] * vectors[:, 0] + vectors[:, 1] * vectors[:, 1] + vectors[:, 2] * vectors[:, 2])
     return vectors, distances
 
@@ -89,7 +104,7 @@ def _candidate_pairs(lattice: np.ndarray, positions: np.ndarray, cutoff: float, 
         from pymatgen.optimization.neighbors import find_points_in_spheres
 
         i, j, images, _ = find_points_in_spheres(
-            positions, positions, r=float(cutoff), pbc=np.ones(3, dtype=np.int64), lattice=lattice, tol=1e-8
+            positions, positions, r=float(cutoff), pbc=_PERIODIC, lattice=lattice, tol=1e-8
         )
         shifts = np.rint(images).astype(np.int64)
     elif backend == "vesin":
@@ -108,7 +123,19 @@ def sort_edges(
     receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, distances: np.ndarray
 ) -> np.ndarray:
     """Permutation ordering edges by receiver, then distance (to 1e-8 Å), then sender, then shift."""
-    d = np.round(distances, TIE_DECIMALS)
+    # np.round(d, 8) is rint(d * 1e8) / 1e8, so the integers rint(d * 1e8) order (and tie) edges the same.
+    d = np.rint(distances * 10.0**TIE_DECIMALS)
+    if receivers.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    # The six keys packed into two integers where they fit in int64 (mixed radix keeps the order): two
+    # sorting passes instead of six, which is most of the cost with the pairs of many structures at once.
+    s = shifts - shifts.min(axis=0)
+    spans = [int(x) + 1 for x in s.max(axis=0)]
+    d_span, r_span, j_span = int(d.max()) + 1, int(receivers.max()) + 1, int(senders.max()) + 1
+    if r_span * d_span < 2**62 and j_span * spans[0] * spans[1] * spans[2] < 2**62 and receivers.min() >= 0 and senders.min() >= 0:
+        first = receivers * d_span + d.astype(np.int64)
+        second = ((senders * spans[0] + s[:, 0]) * spans[1] + s[:, 1]) * spans[2] + s[:, 2]
+        return np.lexsort((second, first))
     return np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], senders, d, receivers))
 
 
@@ -127,13 +154,14 @@ def _cell_geometry(lattice: np.ndarray) -> tuple[float, list[float], list[float]
     return volume, lengths, heights
 
 
-def reduced_basis(lattice: np.ndarray) -> np.ndarray | None:
+def reduced_basis(lattice: np.ndarray, geometry: tuple | None = None) -> np.ndarray | None:
     """The integer unimodular M with ``M @ lattice`` LLL-reduced (pymatgen's ``Lattice.lll_mapping``), or
-    None when the basis is good as it is. Same lattice, nearly orthogonal vectors."""
+    None when the basis is good as it is. Same lattice, nearly orthogonal vectors. ``geometry``: the
+    lattice's ``_cell_geometry`` if the caller has it."""
     # A basis whose vectors are already nearly orthogonal (orthogonality defect |a||b||c| / V below 2,
     # e.g. every cubic, tetragonal or orthorhombic cell and most others) is left as it is: reducing it
     # would change nothing the search needs, and would cost a pymatgen Lattice per structure.
-    volume, lengths, _ = _cell_geometry(lattice)
+    volume, lengths, _ = _cell_geometry(lattice) if geometry is None else geometry
     if lengths[0] * lengths[1] * lengths[2] <= ORTHOGONALITY_DEFECT * volume:
         return None
     from pymatgen.core import Lattice
@@ -144,12 +172,12 @@ def reduced_basis(lattice: np.ndarray) -> np.ndarray | None:
     return M
 
 
-def search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float) -> dict[str, float]:
+def search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float, geometry: tuple | None = None) -> dict[str, float]:
     """What a search within ``cutoff`` Å will build, before building it: the image cells a cell-list
     scans (``2 ceil((r + 0.15) / h) + 2`` per direction, h the cell heights; pymatgen pads r by 0.15 Å),
     the atom images it lays out, and the pairs it finds (~ N^2 / V * 4/3 pi r^3, plus the images of each
     atom of a cell shorter than r)."""
-    volume, lengths, heights = _cell_geometry(np.asarray(lattice, dtype=np.float64))
+    volume, lengths, heights = _cell_geometry(np.asarray(lattice, dtype=np.float64)) if geometry is None else geometry
     if volume <= 0:
         raise ValueError("the cell has zero volume")
     cells = 1.0
@@ -160,9 +188,9 @@ def search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float) -> dict[str, f
             "lengths": lengths}
 
 
-def check_search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float) -> dict[str, float]:
+def check_search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float, geometry: tuple | None = None) -> dict[str, float]:
     """``search_cost``, or ``NeighborListTooLarge`` when it exceeds the limits (see the module docstring)."""
-    cost = search_cost(lattice, n_atoms, cutoff)
+    cost = search_cost(lattice, n_atoms, cutoff, geometry)
     limit = max_pairs()
     if cost["pairs"] > limit:
         raise NeighborListTooLarge(
@@ -179,18 +207,11 @@ def check_search_cost(lattice: np.ndarray, n_atoms: int, cutoff: float) -> dict[
     return cost
 
 
-def neighbor_list(
-    lattice, positions, cutoff: float, backend: str = DEFAULT_BACKEND
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All periodic neighbours within ``cutoff`` Å (``d <= cutoff``), for every atom.
-
-    Returns ``(i, j, shifts, vectors, distances)``: centre i, neighbour j, integer image shift of j
-    (int64, (E, 3)), ``vectors = positions[j] + shifts @ lattice - positions[i]`` (Å) and their
-    lengths. Images of the centre itself (j == i, nonzero shift) are included; the centre itself
-    (i, i, 0) is not. Edges are sorted by i, then distance, then j, then shift. ``lattice`` rows are
-    the lattice vectors; positions are Cartesian Å and need not be wrapped into the cell. Raises
-    ``ValueError`` for non-finite input and ``NeighborListTooLarge`` for a search beyond the limits.
-    """
+def candidate_pairs(lattice, positions, cutoff: float, backend: str = DEFAULT_BACKEND) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The library's candidate pairs of ``neighbor_list`` (all pairs within ``cutoff`` Å plus a round-off
+    margin, centre self-pairs included), as ``(i, j, shifts)`` in the input's own basis, unsorted and not yet
+    cut at ``cutoff``: ``neighbor_list`` and ``batch_neighbor_lists`` finish them the same way. Same
+    checks and errors as ``neighbor_list``."""
     lattice = np.ascontiguousarray(lattice, dtype=np.float64).reshape(3, 3)
     positions = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
     if not (cutoff > 0 and math.isfinite(cutoff)):
@@ -203,12 +224,15 @@ def neighbor_list(
                          f"(limit {MAX_COORDINATE:g} Å); wrap them into the cell first")
     if positions.shape[0] == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros((0, 3), np.int64), np.zeros((0, 3)), np.zeros(0)
+        return empty, empty, np.zeros((0, 3), np.int64)
     # Search in the reduced cell with wrapped positions (module docstring), then map the shifts back:
     # positions[j] + s @ L - positions[i] with s = (s_red - n_j + n_i) @ M, n the wrapped-away cells.
-    M = reduced_basis(lattice)
+    geometry = _cell_geometry(lattice)  # one computation for the reduction test and the cost estimate
+    if geometry[0] <= 0:  # before any reduction: a singular basis has none
+        raise ValueError("the cell has zero volume")
+    M = reduced_basis(lattice, geometry)
     reduced = lattice if M is None else M.astype(np.float64) @ lattice
-    cost = check_search_cost(reduced, positions.shape[0], cutoff)
+    cost = check_search_cost(reduced, positions.shape[0], cutoff, geometry if M is None else None)
     cells = None
     # Coordinates within a few cells of the origin cost the search nothing: only farther ones are wrapped.
     if largest > 2.0 * sum(cost["lengths"]) or M is not None:
@@ -221,11 +245,51 @@ def neighbor_list(
         shifts = shifts - cells[j] + cells[i]
     if M is not None:
         shifts = shifts[:, 0:1] * M[0] + shifts[:, 1:2] * M[1] + shifts[:, 2:3] * M[2]  # integer s @ M
-    vectors, distances = edge_geometry(positions, lattice, j, i, shifts)
+    return i, j, shifts
+
+
+def neighbor_list(
+    lattice, positions, cutoff: float, backend: str = DEFAULT_BACKEND
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All periodic neighbours within ``cutoff`` Å (``d <= cutoff``), for every atom.
+
+    Returns ``(i, j, shifts, vectors, distances)``: centre i, neighbour j, integer image shift of j
+    (int64, (E, 3)), ``vectors = positions[j] + shifts @ lattice - positions[i]`` (Å) and their
+    lengths. Images of the centre itself (j == i, nonzero shift) are included; the centre itself
+    (i, i, 0) is not. Edges are sorted by i, then distance, then j, then shift. ``lattice`` rows are
+    the lattice vectors; positions are Cartesian Å and need not be wrapped into the cell. Raises
+    ``ValueError`` for non-finite input and ``NeighborListTooLarge`` for a search beyond the limits.
+    """
+    i, j, shifts = candidate_pairs(lattice, positions, cutoff, backend)
+    positions = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+    vectors, distances = edge_geometry(positions, np.asarray(lattice, dtype=np.float64).reshape(3, 3), j, i, shifts)
     keep = (distances <= cutoff) & ~((i == j) & ~shifts.any(axis=1))
     i, j, shifts, vectors, distances = i[keep], j[keep], shifts[keep], vectors[keep], distances[keep]
     order = sort_edges(i, j, shifts, distances)
     return i[order], j[order], shifts[order], vectors[order], distances[order]
+
+
+def nearest_edges(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, distances: np.ndarray, n_atoms: int,
+                  k: int) -> np.ndarray:
+    """Indices of the first ``k`` edges of every receiver in ``sort_edges`` order, in that order: the same as
+    ``order = sort_edges(...); order[nearest_k(receivers[order], n_atoms, k)]``, with the full ordering
+    only of the edges that can make the cut (those within each receiver's k-th distance, ties included),
+    found by one plain sort of (receiver, distance): on many structures' pairs at once most pairs are
+    beyond the 12th neighbour, and ordering them was most of the work."""
+    d = np.rint(distances * 10.0**TIE_DECIMALS)  # sort_edges' distance key
+    d_span = int(d.max(initial=0.0)) + 1
+    if receivers.shape[0] == 0 or (int(receivers.max()) + 1) * d_span >= 2**62:
+        order = sort_edges(receivers, senders, shifts, distances)
+        return order[nearest_k(receivers[order], n_atoms, k)]
+    primary = receivers * d_span + d.astype(np.int64)
+    ranked = np.sort(primary)  # by receiver, then distance: the k-th key of each receiver
+    counts = np.bincount(receivers, minlength=n_atoms)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    kth = np.where(counts >= k, ranked[np.minimum(start + k - 1, len(ranked) - 1)], np.iinfo(np.int64).max)
+    # every edge before a candidate in the full order is a candidate too, so ranks among them are the same
+    maybe = np.flatnonzero(primary <= kth[receivers])
+    order = maybe[sort_edges(receivers[maybe], senders[maybe], shifts[maybe], distances[maybe])]
+    return order[nearest_k(receivers[order], n_atoms, k)]
 
 
 def nearest_k(receivers: np.ndarray, n_atoms: int, k: int) -> np.ndarray:

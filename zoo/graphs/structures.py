@@ -246,6 +246,38 @@ def check_overlaps(lattice: np.ndarray, positions: np.ndarray, name: str, min_di
         )
 
 
+def screen(obj: Any) -> tuple | None:
+    """``(lattice, positions, frac_coords, numbers)`` of a pymatgen ``Structure`` that passes the per-site
+    checks of ``to_structure`` (sites present, periodic, ordered, real elements 1..100), read in one pass
+    over its sites; None for anything else (another input type, or a structure one of these checks would
+    refuse), which must then go through ``to_structure`` for its verdict and message. The cell, coordinate
+    and overlap checks are left to the caller (``zoo.graphs.builder`` runs them on many structures at once)."""
+    from pymatgen.core import Element, IStructure, Species, Structure
+
+    if not isinstance(obj, (Structure, IStructure)):
+        return None
+    sites = obj.sites
+    if not sites or not all(getattr(obj.lattice, "pbc", (True, True, True))):
+        return None
+    numbers = []
+    for site in sites:
+        species = site.species
+        if len(species) != 1:
+            return None
+        ((sp, occupancy),) = species.items()
+        # exact types: DummySpecies (a Species subclass) and anything else take the full check
+        if occupancy != 1 or (type(sp) is not Element and type(sp) is not Species):
+            return None
+        Z = sp.Z
+        if not 1 <= Z <= N_ELEMENTS:
+            return None
+        numbers.append(Z)
+    positions = np.array([site.coords for site in sites], dtype=np.float64)  # as Structure.cart_coords
+    frac = np.array([site.frac_coords for site in sites], dtype=np.float64)  # as Structure.frac_coords
+    # copies, as to_structure's path makes: a graph never shares memory with the Structure it came from
+    return np.array(obj.lattice.matrix, dtype=np.float64), positions, frac, np.array(numbers, dtype=np.int64)
+
+
 def to_structure(obj: Any, id: str = "", min_distance: float | None = MIN_DISTANCE):
     """A validated pymatgen ``Structure`` from a Structure/dict, ASE Atoms, CIF path or CIF text.
 

@@ -12,7 +12,7 @@ Per layer (e3nn's gated point convolution, ``gate_points_2101.Convolution`` + ``
     s   = sc(x)                                        linear self-connection
     h   = lin1(x)
     m_e = TP_uvu(h[j], Y(r̂_ij) u(r_ij); w = MLP(B(r_ij)))  per edge e = (j → i), weights from the distance
-    a_i = Σ_e m_e / avg_num_neighbors            (or its square root: config.message_norm)
+    a_i = Σ_e m_e / avg_num_neighbors            (its square root, or i's own count: config.message_norm)
     y   = gate(sin(π/8) s + cos(π/8) lin2(a)) (+ x on channels with identical irreps)
 
 with Y the real spherical harmonics (``normalization="component"``), u a polynomial cutoff and B a
@@ -163,15 +163,27 @@ def edge_features(vec, net: Network, xp, spherical_harmonics: SphericalHarmonics
     return spherical_harmonics(vec) * envelope[:, None], radial(d, cfg.radius, cfg.n_basis, xp)
 
 
+def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harmonics: SphericalHarmonics):
+    """What every interaction takes: (atom features x (N, embed_dim), edge harmonics × envelope (E, Σ 2l+1),
+    radial basis (E, n_basis), senders, receivers). With ``message_norm="neighbors"`` each edge's harmonics
+    are divided by its receiver's number of incoming edges, so that every layer's summed message is the
+    mean over the real neighbours (messages are linear in the harmonics; the count is invariant)."""
+    vec = edge_vectors(batch, xp)
+    edge_attr, basis = edge_features(vec, net, xp, spherical_harmonics)
+    s, r = batch["senders"], batch["receivers"]
+    if net.config.message_norm == "neighbors":
+        n_in = xp.segment_sum(xp.zeros(r.shape, like=vec) + 1.0, r, batch["numbers"].shape[0])
+        edge_attr = edge_attr / xp.take(n_in, r, axis=0)[:, None]  # every receiver of an edge has >= 1
+    x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)
+    return x, edge_attr, basis, s, r
+
+
 def node_outputs(batch: Mapping[str, Any], embedding, interactions: Sequence[Callable], net: Network, xp,
                  spherical_harmonics: SphericalHarmonics):
     """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling. ``embedding`` is
     the (N_SPECIES, embed_dim) table, ``interactions`` the layers then the read-out, each called as
     ``layer(x, edge_attr, edge_basis, senders, receivers)``."""
-    vec = edge_vectors(batch, xp)
-    edge_attr, basis = edge_features(vec, net, xp, spherical_harmonics)
-    s, r = batch["senders"], batch["receivers"]
-    x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)
+    x, edge_attr, basis, s, r = inputs(batch, embedding, net, xp, spherical_harmonics)
     for layer in interactions:
         x = layer(x, edge_attr, basis, s, r)
     return x

@@ -1,0 +1,90 @@
+"""TFN options added by the diagnosis of issue #11 (results/tfn/DIAGNOSIS.md): messages normalised by each
+atom's own neighbour count. Equivariance and invariances in float64 (torch), torch <-> jax parity on the
+padded batch, and the property that defines the option. Reuses the crystals and helpers of test_tfn.py."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+
+from tests.helpers import torch_default_dtype
+from tests.models.tfn.test_tfn import (  # noqa: F401 - _fast_xla: autouse
+    _fast_xla,
+    config_for,
+    jax_variables,
+    rel_err,
+    variants,
+)
+from zoo.backend.jax import to_jax
+from zoo.backend.torch import to_torch
+from zoo.graphs import collate, pad_batch
+from zoo.models.tfn import TFNConfig
+from zoo.models.tfn import jax as tfn_jax
+from zoo.models.tfn import torch as tfn_torch
+from zoo.symmetry import rotate_tensor
+
+EDGE_FIELDS = ("senders", "receivers", "shifts", "edge_vectors", "distances")
+
+
+def torch_out(cfg: TFNConfig, graphs, seed: int = 0, state=None):
+    with torch_default_dtype(torch.float64):
+        torch.manual_seed(seed)
+        model = tfn_torch.Model(cfg)
+    if state is not None:
+        model.load_state_dict(state)
+    return model, model(to_torch(collate(graphs), dtype=torch.float64)).detach().numpy()
+
+
+def test_neighbor_normalisation_is_equivariant():
+    cfg = config_for("dielectric", message_norm="neighbors")
+    graphs, idx, Rs = variants()
+    _, out = torch_out(cfg, graphs)
+    assert np.abs(out[idx["g1"]]).max() > 1e-3
+    for g in ("g1", "g2"):
+        for name in ("rot", "imp"):
+            assert rel_err(out[idx[f"{g}_{name}"]], rotate_tensor(out[idx[g]], Rs[name])) <= 1e-10, (g, name)
+    for name in ("g1_trans", "g1_image", "g1_perm"):
+        assert rel_err(out[idx[name]], out[idx["g1"]]) <= 1e-10, name
+    assert rel_err(out[idx["g2_super"]], out[idx["g2"]]) <= 1e-10  # the count is per atom: a supercell keeps it
+
+
+@pytest.mark.slow  # one XLA compilation of the model: ~1 min on 2 shared cores
+def test_neighbor_normalisation_matches_jax_on_the_padded_batch():
+    cfg = config_for("dielectric", message_norm="neighbors")
+    graphs, _, _ = variants()
+    model, out = torch_out(cfg, graphs)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    with jax.enable_x64(True):
+        variables = jax_variables(state, cfg, "float64")
+        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)  # padding atoms and edges included
+        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
+    assert rel_err(out_jax, out) <= 1e-10
+
+
+def test_neighbor_normalisation_divides_by_each_atoms_own_count():
+    """Listing every edge twice changes nothing (each atom's sum and count both double), and
+    avg_num_neighbors plays no part; with "mean" the doubled edges double the messages."""
+    graphs, _, _ = variants()
+    g = graphs[0]
+    doubled = dataclasses.replace(g, **{k: np.concatenate([getattr(g, k)] * 2) for k in EDGE_FIELDS})
+    cfg = config_for("dielectric", message_norm="neighbors")
+    model, base = torch_out(cfg, [g], seed=4)
+    state = model.state_dict()
+    _, twice = torch_out(cfg, [doubled], state=state)
+    _, other_avg = torch_out(dataclasses.replace(cfg, avg_num_neighbors=3.0), [g], state=state)
+    assert rel_err(twice, base) <= 1e-12 and rel_err(other_avg, base) <= 1e-12
+    mean_cfg = dataclasses.replace(cfg, message_norm="mean")
+    _, mean_once = torch_out(mean_cfg, [g], state=state)
+    _, mean_twice = torch_out(mean_cfg, [doubled], state=state)
+    assert rel_err(mean_twice, mean_once) > 1e-3
+
+
+def test_configs_without_the_new_options_keep_their_function():
+    """Weights written before these options load into the same function: the defaults are the old model."""
+    assert TFNConfig().message_norm == "mean"
+    with pytest.raises(ValueError, match="message_norm"):
+        TFNConfig(message_norm="count")

@@ -274,7 +274,8 @@ def test_best_epoch_and_early_stop_follow_a_score_where_higher_is_better(tmp_pat
     of the *largest* validation r2, and early stopping counts epochs without a larger one."""
     from zoo.training import train
 
-    res = train(cfg(tmp_path, epochs=8, patience=2, lr=1e-2), task=scalar_task_selecting("r2"))
+    # patience_lr_fraction=1: patience counts from epoch 1, so a stop comes exactly 2 epochs after the best
+    res = train(cfg(tmp_path, epochs=8, patience=2, lr=1e-2, patience_lr_fraction=1.0), task=scalar_task_selecting("r2"))
     s, log = res.summary, rows_without_time(res.run_dir)
     assert s["selection_metric"] == "val_r2"
     assert json.loads((res.run_dir / "config.json").read_text())["selection_higher_is_better"] is True

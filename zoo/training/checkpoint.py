@@ -114,10 +114,11 @@ def load(path: Path, run: Run, adapter: Adapter, schedule: LRSchedule) -> None:
     apply(read(path), run, adapter, schedule)
 
 
-def resume(run: Run, adapter: Adapter, schedule: LRSchedule) -> None:
+def resume(run: Run, adapter: Adapter, schedule: LRSchedule, write: bool = True) -> None:
     """Continue ``run.dir`` from its newest usable checkpoint: restore it, drop epochs logged after it,
     and rewrite the run's best weights from it (the folder's ``best.*`` may be newer than the checkpoint).
-    Refuses (``CheckpointError``) when none is usable and the run has a history to lose."""
+    Refuses (``CheckpointError``) when none is usable and the run has a history to lose. ``write=False``:
+    restore only, for the ranks of a distributed run other than rank 0 (which already did the writing)."""
     tried = []
     for path in runs.checkpoint_candidates(run.dir):
         try:
@@ -146,6 +147,8 @@ def resume(run: Run, adapter: Adapter, schedule: LRSchedule) -> None:
                 f"epoch 0 would rewrite that history. Start a new run instead (zoo train with the options in "
                 f"{run.dir / 'config.json'}), or restore the checkpoint folder from a backup")
         log.info("%s has no checkpoint and no logged epoch (killed before its first epoch ended): starting at epoch 0", run.dir)
+    if not write:
+        return
     _truncate_log(run.dir / "metrics.jsonl", run.state.epoch)
     if run.best_weights is not None:
         save_best(run, run.dir / "best")

@@ -60,6 +60,8 @@ class TrainConfig:
     plateau_factor: float = option(0.5, help="plateau schedule: LR multiplier after plateau_patience bad epochs")
     plateau_patience: int = option(10, help="plateau schedule: epochs without a better validation score")
     patience: int = option(30, help="early stopping: epochs without a better validation score, 0 = off")
+    # Why early stopping waits for the LR to decay: zoo.training.schedule (module docstring).
+    patience_lr_fraction: float = option(0.1, help="early stopping counts only epochs whose LR has decayed to this fraction of the way from its floor to --lr (1 = from the start)")
     grad_clip: float = option(0.0, help="largest global gradient norm, 0 = off")
     loss: Literal["auto", "mse", "l1", "bce"] = option("auto", help="training loss (auto: mse; bce for classes)")
     seed: int = option(0, help="seed of init, shuffling and dropout")
@@ -67,11 +69,18 @@ class TrainConfig:
     val_fraction: float = option(0.1, help="share of a fold's training data held out for validation")
     dtype: Literal["float32", "float64"] = option("float32", help="float precision of the model and the step")
     device: str | None = option(None, help="torch device (cpu, cuda); jax uses its default device")
+    # Data parallelism (zoo.training.distributed / parallel_jax): torch through torchrun's variables, jax
+    # over a device mesh; --batch-size stays the global batch, so the steps see the same graphs.
+    jax_devices: int = option(1, help="jax: shard each batch over this many devices, parameters replicated (0 = all)")
+    dist_timeout_s: float = option(600.0, help="torchrun: seconds a rank waits for the others before the run stops with an error")
     out: str = option("runs", help="folder that receives the run folders")
     data_dir: str | None = option(None, help="folder with local data files (matbench: <task>.json.gz; also MATMINER_DATA)")
     task_kwargs: dict[str, Any] = option(factory=dict, flag="--task-arg", help="task option, e.g. --task-arg n_crystals=300")
     model_overrides: dict[str, Any] = option(factory=dict, flag="--set", help="model hyper-parameter, e.g. --set n_conv=4")
     init_weights: str | None = option(None, help="start from these weights (a zoo.core.weights stem) instead of a random init")
+    # A model to publish after the folds were scored: it sees every structure, so it has no test set and
+    # no test metrics (the per-fold figures are the evaluation); validation is still held out for selection.
+    full_data: bool = option(False, help="train on all of the task's data (the fold's test set too); no test metrics")
     graph_cache: bool = option(True, flag="--no-graph-cache", help="do not cache featurised graphs on disk")
     progress: bool = option(True, flag="--no-progress", help="no progress bars")
 
@@ -91,12 +100,15 @@ class TrainConfig:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         _in_range(self, "fold", 0, None, "the first fold is 0")
         _in_range(self, "patience", 0, None, "0 turns early stopping off")
+        _in_range(self, "patience_lr_fraction", 0.0, 1.0, "a fraction of the LR's decay; 1 counts from the first epoch", low_open=True)
         _in_range(self, "plateau_patience", 1, None, "epochs without a better score before the LR drops")
         _in_range(self, "weight_decay", 0.0, None, "0 = none")
         _in_range(self, "grad_clip", 0.0, None, "0 = off")
         _in_range(self, "warmup_epochs", 0.0, None, "epochs of linear warm-up")
         _in_range(self, "min_lr_factor", 0.0, 1.0, "a fraction of --lr")
         _in_range(self, "plateau_factor", 0.0, 1.0, "the LR multiplier of the plateau schedule", low_open=True)
+        _in_range(self, "jax_devices", 0, None, "0 = every device jax sees")
+        _in_range(self, "dist_timeout_s", 1.0, None, "seconds, e.g. 600")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,6 +119,8 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}: config written by another version?")
+        # A run written before patience_lr_fraction existed counted patience from its first epoch.
+        d = {"patience_lr_fraction": 1.0, **d}
         return cls(**d)
 
 

@@ -185,6 +185,11 @@ def load_fold(task, fold, config: TrainConfig, graph_spec: GraphSpec) -> FoldDat
     tv_y = stack_targets(series_values(tv_out), target, tv_ids, f"task {name} fold {fold}: training targets")
     te_y = (stack_targets(series_values(te_out), target, te_ids, f"task {name} fold {fold}: test targets")
             if te_out is not None else None)
+    if config.full_data:  # the fold's test set trains too (validation is still split off below); nothing is tested
+        if te_y is None:
+            raise UsageError(f"task {name} has no test targets, so --full-data cannot train on them; drop --full-data")
+        tv_ids, tv_struct, tv_y = tv_ids + te_ids, tv_struct + te_struct, np.concatenate([tv_y, te_y])
+        te_ids, te_struct, te_y = [], [], te_y[:0]
     prints = {"train_val": dataid.fingerprint(tv_ids, tv_y, tv_struct), "test": dataid.fingerprint(te_ids, te_y, te_struct)}
 
     by_id, failures = task_graphs(task, graph_spec, config)

@@ -5,7 +5,8 @@ backend adapter (``adapter``), makes the run folder and its ``Run`` (``run``, ``
 epochs: shuffled batches (order of epoch e: ``default_rng([seed, e])``), one optimiser step per batch at
 the scheduled LR (``schedule``), the validation scores, the best weights by the task's selection score,
 a log line and a checkpoint (``checkpoint``); early stopping after ``patience`` epochs without a better
-score. At the end the best weights predict the validation and test sets (``evaluate.finish_run``).
+score, counted once the LR has decayed (``LRSchedule.annealed``). At the end the best weights predict
+the validation and test sets (``evaluate.finish_run``).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from zoo.core.provenance import environment
 from zoo.nn.losses import per_graph_loss
 from zoo.tasks.spec import TaskSpec
 
-from . import checkpoint, dataid, runs
-from .adapter import Adapter, check_backend, get_adapter, index_batches, predict_graphs
+from . import checkpoint, dataid, distributed, runs
+from .adapter import Adapter, check_backend, index_batches
 from .budget import check_memory
 from .config import TrainConfig, TrainingError, UsageError
 from .data import FoldData, load_fold, resolve_task
@@ -72,16 +73,25 @@ def train(
     """
     if (config is None) == (resume is None):
         raise ValueError("pass either a TrainConfig (new run) or resume=RUN_DIR (continue a run)")
-    with contextlib.ExitStack() as held:
-        if resume is not None:  # one process per run folder: a second resume is refused, not interleaved
-            if not Path(resume).is_dir():
-                raise UsageError(f"--resume {resume}: no such run folder (pass the folder `zoo train` printed)")
-            held.enter_context(runs.lock_run(resume))
-        return _train(config, task, resume, epochs, on_epoch_end, on_start, held)
-
-
-def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextlib.ExitStack) -> TrainResult:
+    if resume is not None and not Path(resume).is_dir():
+        raise UsageError(f"--resume {resume}: no such run folder (pass the folder `zoo train` printed)")
     saved = runs.read_config(resume) if resume is not None else None
+    # Under torchrun (or several JAX hosts) every process runs this; rank 0 alone writes (``distributed``).
+    ctx = distributed.context(config if config is not None else TrainConfig.from_dict(saved["train"]))
+    with contextlib.ExitStack() as held:
+        held.callback(ctx.close)
+        if resume is not None and ctx.main:  # one process per run folder: a second resume is refused, not interleaved
+            held.enter_context(runs.lock_run(resume))
+        try:
+            return _train(config, task, resume, epochs, on_epoch_end, on_start, held, saved, ctx)
+        except Exception as exc:
+            lost = ctx.lost(exc)
+            if lost is None:
+                raise
+            raise lost from exc
+
+
+def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextlib.ExitStack, saved, ctx) -> TrainResult:
     if saved is not None:
         config = TrainConfig.from_dict(saved["train"])
     if epochs is not None:
@@ -97,54 +107,68 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
         checkpoint.check_same_task(Path(resume), task.spec, graph_spec)
 
     t0 = time.perf_counter()
-    data = load_fold(task, config.fold, config, graph_spec)
+    # A task that holds its graphs (zoo.training.sharded: a shard folder) gives its folds itself.
+    data = task.fold_data(config.fold, config, graph_spec) if hasattr(task, "fold_data") else load_fold(task, config.fold, config, graph_spec)
     t_data = time.perf_counter() - t0
     normalizer = TargetNormalizer.fit(data.train.y, task.spec.target)
     loss = resolve_loss(config, task.spec.target)
     _check_selection(task.spec, data)
 
-    adapter = get_adapter(config.backend)(config.model, model_config, config, loss)
+    adapter = distributed.adapter_class(config)(config.model, model_config, config, loss)
     # The memory one step needs is checked on the parameter shapes, before anything is allocated.
     adapter.init(data.train.graphs[: config.batch_size],
                  check=lambda shapes: check_memory(shapes, data.train.graphs + data.val.graphs, config, adapter.memory_limit()))
     if config.init_weights and resume is None:
         adapter.load_state_dict(weights.load(config.init_weights)[0])
+    ctx.prepare(adapter)
 
     # The run folder is made only now that data and model are ready: a run that cannot start leaves
     # no empty folder behind.
     if resume is None:
-        run_dir = runs.create_run_dir(config.out, config.model, config.backend, config.task, config.fold)
-        held.enter_context(runs.lock_run(run_dir))
-        log.info("run folder %s", run_dir)
+        run_dir = runs.create_run_dir(config.out, config.model, config.backend, config.task, config.fold) if ctx.main else None
+        run_dir = Path(ctx.share(str(run_dir)))
+        if ctx.main:
+            held.enter_context(runs.lock_run(run_dir))
+            log.info("run folder %s", run_dir)
     else:
         run_dir = Path(resume)
+    ctx.run_dir = run_dir
     run = Run(run_dir, config, task.spec, model_config, graph_spec, loss, normalizer,
               data=dataid.record(task, config, data.fingerprint, data.validation))
-    _write_run_files(run, data, adapter, resumed=resume is not None)
-    if on_start is not None:
-        on_start(run.dir)
+    if ctx.main:
+        _write_run_files(run, data, adapter, resumed=resume is not None)
+        if on_start is not None:
+            on_start(run.dir)
 
     schedule = LRSchedule(config, math.ceil(len(data.train) / config.batch_size), higher_is_better=run.selection[1])
     if resume is not None:
-        checkpoint.resume(run, adapter, schedule)
+        if ctx.main:  # rank 0 settles the run folder (fallback checkpoint, log, best weights); the others read it
+            checkpoint.resume(run, adapter, schedule)
+        ctx.barrier()
+        if not ctx.main:
+            checkpoint.resume(run, adapter, schedule, write=False)
         log.info("resuming %s after epoch %d", run.dir, run.state.epoch)
         summary_path = run.dir / "metrics.json"
         if summary_path.exists() and run.finished():
             return TrainResult(run.dir, json.loads(summary_path.read_text()), config)
 
     t_train = time.perf_counter()
-    _epochs(run, adapter, schedule, data, on_epoch_end)
+    _epochs(run, adapter, schedule, data, on_epoch_end, ctx)
     t_train = time.perf_counter() - t_train
 
+    if not ctx.main:  # rank 0 predicts the test set and writes the summary: wait for it, return the same
+        ctx.barrier()
+        return TrainResult(run.dir, json.loads((run.dir / "metrics.json").read_text()), config)
     summary = finish_run(run, adapter, data)
     summary["time_s"] = {"data": t_data, "train": t_train}
     summary["jit_compilations"] = adapter.compilations
     summary["device"] = adapter.device()
     write_json(run.dir / "metrics.json", summary)
+    ctx.barrier()
     return TrainResult(run.dir, summary, config)
 
 
-def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on_epoch_end) -> None:
+def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on_epoch_end, ctx: distributed.Context) -> None:
     """Epochs from the run's state up to ``config.epochs`` (or an early stop), each logged and checkpointed."""
     c, state = run.config, run.state
     z_train = run.normalizer.forward(data.train.y)
@@ -157,12 +181,12 @@ def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on
         epoch = epoch0 + 1
         te, comp0 = time.perf_counter(), adapter.compilations
 
-        train_loss = _train_epoch(run, adapter, schedule, data, z_train, epoch)
-        val, val_loss = _validate(run, adapter, data, val_batches)
+        train_loss = _train_epoch(run, adapter, schedule, data, z_train, epoch, ctx)
+        val, val_loss = _validate(run, adapter, data, val_batches, ctx)
         metric = float(val[run.selection[0]])
         schedule.end_epoch(metric)
-        improved = run.end_epoch(epoch, metric, adapter.state_dict)
-        if improved:
+        improved = run.end_epoch(epoch, metric, adapter.state_dict, counts=schedule.annealed(max(state.step - 1, 0)))
+        if improved and ctx.main:
             checkpoint.save_best(run, run.dir / "best")
 
         record = {
@@ -170,8 +194,9 @@ def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on
             **{f"val_{k}": v for k, v in val.items() if k != "n" and not k.startswith("n_")},
             "best": improved, "time_s": time.perf_counter() - te, "jit_compilations": adapter.compilations - comp0,
         }
-        append_jsonl(run.dir / "metrics.jsonl", record)
-        checkpoint.save(run, adapter, schedule)
+        if ctx.main:
+            append_jsonl(run.dir / "metrics.jsonl", record)
+            checkpoint.save(run, adapter, schedule)
         bar.set_postfix(train_loss=f"{train_loss:.4g}", val=f"{metric:.4g}", best=state.best_epoch)
         if on_epoch_end is not None:
             on_epoch_end(record)
@@ -181,10 +206,13 @@ def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on
     bar.close()
 
 
-def _train_epoch(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, z_train: np.ndarray, epoch: int) -> float:
+def _train_epoch(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, z_train: np.ndarray, epoch: int,
+                 ctx: distributed.Context) -> float:
     """One pass over the shuffled training set; returns the mean per-graph loss (standardised units)."""
     c, state = run.config, run.state
-    order = np.random.default_rng([c.seed, epoch]).permutation(len(data.train))
+    rng = np.random.default_rng([c.seed, epoch])
+    shuffle = getattr(data.train.graphs, "permutation", None)  # graphs on disk: shuffled shard by shard (sharded.py)
+    order = shuffle(rng) if shuffle is not None else rng.permutation(len(data.train))
     train_batches = index_batches(adapter, data.train.graphs, c.batch_size, order)
     if hasattr(adapter.model_config, "batch_key"):
         # grouped batches come key by key: shuffle their order too (a family without groups keeps
@@ -193,20 +221,21 @@ def _train_epoch(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldDat
     # A batch bar only where an epoch is long enough to need one (it disappears at the epoch's end).
     total, count = 0.0, 0
     for b in tqdm(train_batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not c.progress or len(train_batches) < 50):
-        batch = adapter.make_batch([data.train.graphs[i] for i in b], z_train[b])
-        total += adapter.train_step(batch, schedule.lr(state.step))
+        mine, adapter.loss_scale = ctx.local(b)  # torchrun: this rank's slice of the global batch
+        batch = adapter.make_batch([data.train.graphs[i] for i in mine], z_train[mine])
+        total += adapter.train_step(batch, schedule.lr(state.step)) * (adapter.loss_scale > 0)
         count += len(b)
         state.step += 1
-    train_loss = total / max(count, 1)
+    train_loss = ctx.sum(total) / max(count, 1)
     if not np.isfinite(train_loss):
         raise TrainingError(_diverged(run, f"training loss became {train_loss}", epoch))
     return train_loss
 
 
-def _validate(run: Run, adapter: Adapter, data: FoldData, val_batches: list) -> tuple[dict[str, Any], float]:
+def _validate(run: Run, adapter: Adapter, data: FoldData, val_batches: list, ctx: distributed.Context) -> tuple[dict[str, Any], float]:
     """Validation scores in task units (no point-group scores: those need a structure analysis) and the
     validation loss in standardised units, for the learning curve."""
-    zv = predict_graphs(adapter, data.val.graphs, run.config.batch_size, val_batches)
+    zv = ctx.predict(adapter, data.val.graphs, run.config.batch_size, val_batches)
     if not np.all(np.isfinite(zv)):
         raise TrainingError(_diverged(run, "validation predictions became non-finite", run.state.epoch + 1))
     scores = compute_metrics(run.target, data.val.y, run.normalizer.inverse(zv))

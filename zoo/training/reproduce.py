@@ -14,6 +14,7 @@ backend and seed is refused at once instead of training the same folds again and
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ from zoo.core.lock import hold
 from zoo.models import get_family
 from zoo.tasks.matbench import write_submission
 
-from . import runs
+from . import distributed, runs
 from .adapter import check_backend
 from .config import TrainConfig, UsageError
 from .data import build_task
@@ -59,8 +60,10 @@ def reproduce(base: TrainConfig, seeds: Sequence[int] = (0,), folds: Sequence[in
             raise UsageError(f"--folds {unknown}: task {task.spec.name} has folds {list(task.folds)}")
         out = results_dir(results, task, base.model, base.backend, seed, seeds)
         _refuse_finished(out)
+        # under torchrun every rank reproduces (each fold's train() is data-parallel); rank 0 alone writes here
+        writer = distributed.writes_files(base)
         with hold(out, f"result folder {out}", "another `zoo reproduce` with the same task, model, backend and seed "
-                  "is writing it; wait for it to finish (a killed one is continued by calling it again)"):
+                  "is writing it; wait for it to finish (a killed one is continued by calling it again)") if writer else contextlib.nullcontext():
             _refuse_finished(out)  # finished by the holder of the lock while this one waited to start
             cfg = TrainConfig.from_dict({**base.to_dict(), "seed": seed})
             progress = _progress(out / "progress.json", cfg)
@@ -72,7 +75,8 @@ def reproduce(base: TrainConfig, seeds: Sequence[int] = (0,), folds: Sequence[in
             if folds is not None and set(todo) != set(task.folds):
                 print(f"   only folds {todo}: no submission written (all of {list(task.folds)} are needed)")
                 continue
-            _write_results(task, out, progress, cfg)
+            if writer:
+                _write_results(task, out, progress, cfg)
     return outs
 
 
@@ -108,7 +112,8 @@ def _fold(task, cfg: TrainConfig, fold: int, progress_path: Path, progress: dict
 
         run_dir = str(train(TrainConfig.from_dict({**cfg.to_dict(), "fold": fold}), task=task, on_start=note).run_dir)
     progress["runs"][str(fold)] = str(run_dir)
-    write_json(progress_path, progress)
+    if distributed.writes_files(cfg):
+        write_json(progress_path, progress)
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 

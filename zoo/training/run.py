@@ -34,7 +34,7 @@ class TrainerState:
     step: int = 0  # optimiser steps so far (the LR schedule's clock)
     best_metric: float | None = None  # selection score of the best epoch; None until one is finite
     best_epoch: int = 0
-    bad_epochs: int = 0  # epochs since the best one
+    bad_epochs: int = 0  # epochs since the best one that count towards patience (LRSchedule.annealed)
     stopped_early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,16 +76,17 @@ class Run:
         c = self.config
         return f"{c.model} ({c.backend}) on {c.task}, fold {c.fold}"
 
-    def end_epoch(self, epoch: int, metric: float, weights: Callable[[], dict[str, np.ndarray]]) -> bool:
+    def end_epoch(self, epoch: int, metric: float, weights: Callable[[], dict[str, np.ndarray]], counts: bool = True) -> bool:
         """Count a finished epoch with validation selection score ``metric``; keep ``weights()`` when it
-        is the best so far. Returns whether it is."""
+        is the best so far. Returns whether it is. ``counts``: whether an epoch without progress counts
+        towards ``patience`` (the loop passes ``LRSchedule.annealed``: not while the LR is still high)."""
         s, higher = self.state, self.selection[1]
         improved = math.isfinite(metric) and (
             s.best_metric is None or (metric > s.best_metric if higher else metric < s.best_metric))
         if improved:
             s.best_metric, s.best_epoch, s.bad_epochs = metric, epoch, 0
             self.best_weights = weights()
-        else:
+        elif counts:
             s.bad_epochs += 1
         s.epoch = epoch
         if self.config.patience and s.bad_epochs >= self.config.patience:

@@ -33,6 +33,10 @@ class TorchAdapter(Adapter):
         self.compilations = 0
         self.model = None
         self.opt = None
+        # torchrun (zoo.training.distributed): the DistributedDataParallel wrapper that steps, and the
+        # factor on this rank's mean loss that makes the averaged gradient the global batch's
+        self.train_module = None
+        self.loss_scale = 1.0
 
     def init(self, example: Sequence, check=None) -> None:
         if check is not None:
@@ -77,8 +81,8 @@ class TorchAdapter(Adapter):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        per = per_graph_loss(self.loss, model(batch), batch["y"], xp=xp)
-        per.mean().backward()
+        per = per_graph_loss(self.loss, (self.train_module or model)(batch), batch["y"], xp=xp)
+        (per.mean() * self.loss_scale).backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
         opt.step()

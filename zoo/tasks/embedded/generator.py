@@ -276,12 +276,14 @@ def generate_crystals(
     min_dist_factor: float = 0.9,
     max_sites: int = 4,
     progress: bool = True,
+    start: int = 0,
 ) -> list:
     """``n`` random crystals with exact space-group symmetry; ids ``f"gen{seed}-{k:05d}"``.
 
     Deterministic in (n, seed, options): crystal k does not depend on n (the list for n is a prefix of
     the list for any larger n). ``packing``: range of Σ (4π/3) r_cov^3 / V; ``min_dist_factor``:
-    smallest allowed d_ij / (r_cov,i + r_cov,j).
+    smallest allowed d_ij / (r_cov,i + r_cov,j). ``start``: crystals ``start .. start+n-1`` of that list,
+    so a large set can be generated chunk by chunk (streaming, in parallel) without its prefix.
     """
     from pymatgen.core import Lattice, Structure
     from tqdm.auto import tqdm
@@ -293,7 +295,7 @@ def generate_crystals(
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     out: list[GeneratedCrystal] = []
-    for k in tqdm(range(n), desc=f"generating crystals (seed {seed})", disable=not progress):
+    for k in tqdm(range(start, start + n), desc=f"generating crystals (seed {seed})", disable=not progress):
         # One child stream per crystal: crystal k is independent of how many retries earlier ones needed.
         rng = np.random.default_rng([seed, k])
         for _attempt in range(10_000):

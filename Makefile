@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow gate gate-baseline gate-demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -19,15 +19,30 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Main job: train + evaluate CGCNN on the embedded (offline, generated) dielectric task, both backends.
+# Main job: every registered family x backend on the embedded (offline, generated) tasks, one table
+# and one plot under results/bench/ (zoo bench).
 demo: $(STAMP)
-	$(BIN)/zoo demo
+	$(BIN)/zoo bench
 
+# The tests, then the performance gate (throughput ratios, symmetry bounds, accuracy within seed noise,
+# against the committed results/bench/gate_baseline.json).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/zoo bench gate
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+gate: $(STAMP)
+	$(BIN)/zoo bench gate
+
+# After an intended change of speed or accuracy: re-measure the baseline (3 seeds) and commit it.
+gate-baseline: $(STAMP)
+	$(BIN)/zoo bench gate --update-baseline
+
+# Ten clean gate runs and one with a planted 2x slowdown: results/bench/gate_demo.{json,md}.
+gate-demo: $(STAMP)
+	$(BIN)/python benchmarks/gate_demo.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -7,6 +7,10 @@
     zoo reproduce TASK --model MODEL --backend B [--seeds 0 1 2]   every fold -> results.json.gz + info.json
     zoo demo                                   the main job: CGCNN on the embedded dielectric task, both backends
     zoo report [NAME [ARGS...]]                a report of zoo.reports (no NAME: list them)
+    zoo list --pretrained                      the pretrained models (zoo.pretrained)
+    zoo download NAME... | --all               fetch and verify pretrained weights into ZOO_HOME
+    zoo predict NAME file.cif ... [--backend B]   predictions of a pretrained model, in the task's units
+    zoo bench [gate] [...]                     every family x backend, one table | the performance gate
 
 The training options of ``train`` and ``reproduce`` are not written here: each is a field of
 ``zoo.training.TrainConfig`` (its flag, type, choices and help come from the field), so a new option is
@@ -139,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the models and tasks")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--pretrained", action="store_true", help="list the pretrained models instead (zoo predict / zoo download NAME)")
 
     p = sub.add_parser("train", help="train a model on one fold of a task (writes a run folder)")
     p.add_argument("model", nargs="?", help="model name (zoo list)")
@@ -172,6 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="run a report of zoo.reports: zoo report NAME [ARGS...] (no NAME: list them)")
     p.add_argument("name", nargs="?", help="report name (zoo report lists them)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the report's own arguments (zoo report NAME --help)")
+
+    # prefix_chars="+": every argument after `bench`, options included, goes to zoo.bench's own parser
+    p = sub.add_parser("bench", add_help=False, prefix_chars="+", help="main job: every family x backend on the embedded tasks, one table "
+                       "(zoo bench --help); zoo bench gate: the performance gate")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="zoo bench's own arguments (zoo bench --help, zoo bench gate --help)")
+
+    p = sub.add_parser("download", help="fetch and verify pretrained weights into ZOO_HOME (zoo list --pretrained)")
+    p.add_argument("names", nargs="*", help="pretrained names (family.tag, or a family for its default)")
+    p.add_argument("--all", action="store_true", help="every pretrained model")
+    p = sub.add_parser("predict", help="predict with a pretrained model: zoo predict NAME file.cif ...")
+    p.add_argument("name", help="pretrained name (family.tag, or a family for its default; zoo list --pretrained)")
+    p.add_argument("files", nargs="+", help="structure files (CIF, or anything pymatgen reads)")
+    p.add_argument("--backend", choices=typing.get_args(field_types()["backend"]), default="torch")
+    p.add_argument("--dtype", choices=typing.get_args(field_types()["dtype"]), default=None, help="default: the training one")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -207,6 +227,8 @@ def _print_result(res, unit: str = "") -> None:
 
 # ------------------------------------------------------------------------------------------ commands
 def cmd_list(args) -> int:
+    if args.pretrained:
+        return _list_pretrained(args)
     models = {m: {"outputs": list(get_family(m).outputs), "backends": sorted(get_family(m).backends), "description": get_family(m).description}
               for m in list_models()}
     task_names = tasks.list()
@@ -332,8 +354,80 @@ def cmd_report(args) -> int:
     return int(module.main(list(args.args)) or 0)
 
 
+def cmd_bench(args) -> int:
+    """``zoo bench [...]`` runs ``zoo.bench.run``, ``zoo bench gate [...]`` ``zoo.bench.gate`` (imported here:
+    the other commands do not pay for them)."""
+    rest = list(args.args)
+    if rest and rest[0] == "gate":
+        from zoo.bench import gate
+
+        return int(gate.main(rest[1:]) or 0)
+    from zoo.bench import run
+
+    return int(run.main(rest) or 0)
+
+
+def _pretrained_entry(name: str):
+    from zoo import pretrained
+
+    try:
+        return pretrained.get_entry(name)
+    except KeyError as exc:  # an unknown name is an option that cannot work (exit 2), with a did-you-mean
+        raise CLIError(error_line(exc)) from None
+
+
+def _list_pretrained(args) -> int:
+    from zoo import pretrained
+
+    rows = [pretrained.describe(pretrained.get_entry(n)) for n in pretrained.list_pretrained()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        scores = ", ".join(f"{k} {_fmt(r['metrics'][k])}" for k in ("mae", "fnorm") if k in r["metrics"])
+        print(f"  {r['name']:<40}{' *' if r['default'] else '  '} {r['task']:<26} {r['target']} ({r['unit'] or '-'}): "
+              f"{scores} on {r['split']}; {r['n_params']:,} parameters, {r['size'] / 1e6:.2f} MB")
+    print("(* = the family's default; cards: docs/pretrained/)")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from zoo import pretrained
+
+    if not args.names and not args.all:
+        raise CLIError("name the models to download (zoo list --pretrained), or --all")
+    for name in pretrained.list_pretrained() if args.all else args.names:
+        entry = _pretrained_entry(name)
+        print(f"{entry.name}: {pretrained.fetch(entry).with_suffix('.safetensors')}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from zoo import pretrained
+
+    entry = _pretrained_entry(args.name)
+    check_backend(args.backend, None)
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise CLIError(f"no such file: {', '.join(missing)}")
+    model = pretrained.load(entry.name, backend=args.backend, dtype=args.dtype)
+    pred = model.predict(list(args.files), progress=False)
+    target = model.target
+    if args.json:
+        print(json.dumps({"model": entry.name, "backend": args.backend, "target": target.name, "unit": target.unit,
+                          "predictions": {f: np.asarray(v).tolist() for f, v in zip(args.files, pred)}}, indent=2))
+        return 0
+    print(f"{entry.name} ({args.backend}): {target.name}" + (f" [{target.unit}]" if target.unit else ""))
+    for f, v in zip(args.files, pred):
+        print(f"{f}: {np.array2string(np.asarray(v), precision=6, separator=', ') if np.ndim(v) else f'{float(v):.6g}'}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "demo": cmd_demo,
-            "report": cmd_report}
+            "report": cmd_report, "download": cmd_download, "predict": cmd_predict}
+COMMANDS["bench"] = cmd_bench
 
 
 def _calm_openmp() -> None:

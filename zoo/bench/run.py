@@ -1,0 +1,179 @@
+"""``zoo bench``: the main job. Every registered family in every backend, side by side, offline.
+
+    zoo bench [--models cgcnn tfn ...] [--backends torch jax] [--out results/bench] [--epochs N]
+              [--task-arg n_crystals=N] [--no-symmetry]
+
+For each family (``zoo.models.list_models``) and backend: the short fixed-seed training of
+``measure.short_training`` on the family's embedded task (``zoo.bench.plan``: tensor families on
+``embedded_dielectric``, the others on ``embedded_dielectric_iso``; fold 0, seed 0), then the equivariance
+error in float64 and float32 (rotation and improper rotation, random weights, 3 fixed crystals); once
+per family the torch/JAX parity in both dtypes. Prints one table and writes ``<out>/bench.json`` (rows +
+machine, load, commit, versions), ``bench.md`` and ``bench.png`` (accuracy against throughput).
+
+The data set is generated on first use (~1 minute) and cached, like the featurised graphs. A failing
+family is a row with its error (the others still run) and makes the command exit with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo.core import provenance
+
+from . import measure, plan, table
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "bench"
+CHECKS = ("rotation", "improper")
+N_CHECK = 3
+
+
+def _pairs(items: Sequence[str]) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"zoo bench: error: --task-arg expects KEY=VALUE, got {item!r} (e.g. --task-arg n_crystals=300)")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def symmetry_figures(model: str, backend: str, config) -> dict[str, float | None]:
+    """Equivariance error in both dtypes for one family and backend (random weights)."""
+    return {f"equivariance_f{d[-2:]}": measure.equivariance_error(model, backend, d, config, n_crystals=N_CHECK, checks=CHECKS)
+            for d in ("float64", "float32")}
+
+
+def parity_figures(model: str, config) -> dict[str, float]:
+    return {f"parity_f{d[-2:]}": measure.parity_error(model, d, config, n_crystals=N_CHECK)["output"] for d in ("float64", "float32")}
+
+
+def run_matrix(models=None, backends=("torch", "jax"), epochs: int | None = None, task_kwargs: dict | None = None,
+               symmetry: bool = True, out_runs: str = "runs/bench", log=print, on_row=None) -> list[dict[str, Any]]:
+    """One row per (family, backend) of ``plan.matrix`` (see the module docstring); ``on_row(rows)`` is
+    called with the rows so far after each one (the table is written as it grows)."""
+    from zoo import backend_available
+    from zoo.training.data import build_task
+
+    for b in backends:
+        if not backend_available(b):
+            log(f"skipping backend {b}: not installed (pip install 'crystal-zoo[{b}]')")
+    backends = [b for b in backends if backend_available(b)]
+    cells = plan.matrix(models, backends)
+    overrides: dict[str, Any] = {"task_kwargs": dict(task_kwargs or {})}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    # One task object per task name: its data set is generated once and its graphs built once per spec.
+    t0 = time.perf_counter()
+    built = {}
+    for name in dict.fromkeys(task for _, _, task in cells):
+        log(f"data: {name} (generated and labelled on this machine on first use, then cached)", flush=True)
+        built[name] = build_task(name, dict(overrides["task_kwargs"]))
+        built[name].load()
+    log(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    parity: dict[str, dict[str, float]] = {}
+    for k, (model, backend, task) in enumerate(cells, 1):
+        t1 = time.perf_counter()
+        log(f"[{k}/{len(cells)}] {model} ({backend}) on {task}: short training "
+            f"({plan.train_config(model, backend, task, **overrides).epochs} epochs) ...", flush=True)
+        try:
+            r = measure.short_training(model, backend, task, seed=0, task_object=built[task], out=out_runs, progress=True, **overrides)
+            row = {key: r[key] for key in ("model", "backend", "task", "metric", "value", "floor", "symmetry_violation",
+                                          "parameters", "train_structures_per_s", "infer_structures_per_s", "compile_s",
+                                          "epochs", "n_train", "run_dir", "recipe")}
+            if symmetry:
+                config = measure.run_model_config(r["run_dir"], model)
+                row.update(symmetry_figures(model, backend, config))
+                if model not in parity and backend_available("torch") and backend_available("jax"):
+                    parity[model] = parity_figures(model, config)
+                row.update(parity.get(model, {}))
+        except Exception as exc:  # noqa: BLE001 - one broken family must not hide the others' rows
+            row = {"model": model, "backend": backend, "task": task, "error": f"{type(exc).__name__}: {exc}"}
+        row["wall_s"] = time.perf_counter() - t1
+        row["measured_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows.append(row)
+        if on_row is not None:
+            on_row(rows)
+        log(f"      {table.cell(row, 'metric', 's')} {table.cell(row, 'value', '.4g')} (floor {table.cell(row, 'floor', '.4g')}), "
+            f"{table.cell(row, 'train_structures_per_s', '.0f')} structures/s training, {row['wall_s']:.0f} s"
+            + (f"; error: {row['error']}" if row.get("error") else ""), flush=True)
+    return rows
+
+
+def merge_rows(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of an earlier ``bench.json`` with those of ``rows`` (same family and backend) replaced or
+    added, in the matrix's order; each row keeps its own ``measured_utc``."""
+    import json
+
+    return merge_rows_into(json.loads(path.read_text())["rows"] if path.is_file() else [], rows)
+
+
+def merge_rows_into(old: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_key = {(r["model"], r["backend"]): r for r in old}
+    by_key.update({(r["model"], r["backend"]): r for r in rows})
+    order = {(m, b): k for k, (m, b, _) in enumerate(plan.matrix())}
+    return sorted(by_key.values(), key=lambda r: order.get((r["model"], r["backend"]), len(order)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo bench", description=__doc__.split("\n\n")[0],
+                                epilog="zoo bench gate --help: the performance gate of the test command")
+    p.add_argument("--models", nargs="+", default=None, help="families (default: every registered one, zoo list)")
+    p.add_argument("--backends", nargs="+", default=["torch", "jax"], choices=["torch", "jax"])
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"folder for bench.json/.md/.png (default {RESULTS})")
+    p.add_argument("--epochs", type=int, default=None, help="epochs for every family (default: each family's recipe)")
+    p.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="embedded task option for every family, e.g. --task-arg n_crystals=300 (smoke tests)")
+    p.add_argument("--no-symmetry", action="store_true", help="skip the equivariance and parity columns")
+    p.add_argument("--runs", default="runs/bench", help="folder for the training run folders (default runs/bench)")
+    p.add_argument("--merge", action="store_true",
+                   help="replace only these families' rows in an existing <out>/bench.json (re-measure one family)")
+    args = p.parse_args(argv)
+    if args.models:
+        from zoo.models import get_family
+
+        for m in args.models:
+            get_family(m)  # an unknown name fails here, with a did-you-mean
+    if args.epochs is not None and args.epochs < 1:
+        p.error("--epochs must be >= 1")
+
+    t0 = time.perf_counter()
+    print(f"crystal-zoo bench: every family x backend on the embedded tasks (offline); tables under {args.out}", flush=True)
+    command = ("zoo bench " + " ".join(argv if argv is not None else sys.argv[2:])).strip()
+    previous = merge_rows(args.out / "bench.json", []) if args.merge else []
+
+    def save(rows: list[dict[str, Any]], finished: bool = False) -> dict[str, Path]:
+        merged = merge_rows_into(previous, rows)
+        recipes = {m: plan.train_config(m, "torch", **({"epochs": args.epochs} if args.epochs else {})).to_dict()
+                   for m in dict.fromkeys(r["model"] for r in merged)}
+        recipes = {m: {k: c[k] for k in ("task", "epochs", "batch_size", "lr", "model_overrides")} for m, c in recipes.items()}
+        meta = {"wall_s": time.perf_counter() - t0, "finished": finished, "command": command, "recipes": recipes,
+                "task_kwargs": _pairs(args.task_arg), "merged": bool(previous)}
+        return table.write(merged, args.out, meta)
+
+    rows = run_matrix(args.models, args.backends, args.epochs, _pairs(args.task_arg), symmetry=not args.no_symmetry,
+                      out_runs=args.runs, on_row=save)
+    wall = time.perf_counter() - t0
+    paths = save(rows, finished=True)
+    rows = merge_rows_into(previous, rows)
+    print()
+    print(table.text_table(rows))
+    load = ", ".join(f"{x:.2f}" for x in provenance.machine()["load_average_1_5_15"] or [])
+    print(f"\nwritten {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    print(f"zoo bench finished in {wall:.0f} s (load average {load})")
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

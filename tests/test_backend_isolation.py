@@ -112,3 +112,40 @@ def test_a_torch_training_imports_no_other_backend_plots_or_matbench_before_it_s
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "loaded at the start of training: [] torch: True" in res.stdout, res.stdout[-2000:]
+
+
+TRAIN_MATBENCH = """
+import sys
+from tests.helpers import TINY
+import zoo.cli
+
+seen = {{}}
+
+def check(run_dir):
+    seen["start"] = sorted(m for m in {names!r} if m in sys.modules)
+
+train = zoo.cli.train
+zoo.cli.train = lambda config=None, **kw: train(config, on_start=check, **kw)
+sets = [a for k, v in TINY.items() for a in ("--set", f"{{k}}={{v}}")]
+rc = zoo.cli.main(["train", "cgcnn", "--task", "matbench_jdft2d", "--data-dir", {data!r}, "--fold", "0", "--backend",
+                   "torch", "--epochs", "1", "--no-progress", "--no-graph-cache", "--out", {out!r}, *sets])
+assert rc == 0, rc
+print("loaded at the start of training:", seen["start"])
+"""
+
+
+@pytest.mark.data
+def test_a_training_on_a_matbench_task_imports_no_matbench_before_it_starts(tmp_path):
+    # The folds and data are read from matbench's files; matbench itself (and the matminer / scikit-learn
+    # stack it imports) is needed only to record and score, after training.
+    from tests.helpers import SHARED_DATA
+
+    pytest.importorskip("matbench")
+    data = SHARED_DATA / "matbench_jdft2d"
+    if not (data / "matbench_jdft2d.json.gz").exists():
+        pytest.skip("../shared/data/matbench_jdft2d not available")
+    code = TRAIN_MATBENCH.format(names=NOT_BEFORE_TRAINING, data=str(data), out=str(tmp_path / "runs"))
+    env = {**os.environ, "ZOO_CACHE": str(tmp_path / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "loaded at the start of training: []" in res.stdout, res.stdout[-2000:]

@@ -45,6 +45,7 @@ from .neighbors import (
     sort_edges,
 )
 from .structures import (
+    MAX_COORDINATE,
     MIN_DISTANCE,
     MIN_FLATNESS,
     MIN_VOLUME,
@@ -268,6 +269,45 @@ def _graphs_at_once(items: list, ids: list[str], spec: GraphSpec, min_distance: 
     return graphs
 
 
+def _cached_at_once(items: list, ids: list[str], spec: GraphSpec, min_distance: float | None,
+                    root) -> list[CrystalGraph] | None:
+    """A cache hit with ``to_structure``'s checks run on all structures at once, or None: the caller then
+    takes the one-by-one path, which decides and names (a miss, a structure that the cheap reading cannot
+    take, one that a check refuses or that is within ``_SCREEN_MARGIN`` of a threshold, one that failed
+    when cached). Input frame and ``min_distance`` within the radius only (``_at_once``).
+
+    The overlap check needs no neighbour search here: every atom's nearest neighbour within the radius is
+    one of its edges (all pairs within the radius, or its nearest ``max_neighbors``), and the cached edges
+    are those of exactly these structures (the key hashes their content), so the shortest edge of a graph
+    is its shortest interatomic distance whenever that is within the radius."""
+    read = [screen(obj) for obj in items]
+    if not read or any(r is None for r in read):
+        return None
+    lattices = np.stack([r[0] for r in read])
+    positions = np.concatenate([r[1] for r in read])
+    if not (np.isfinite(lattices).all() and np.isfinite(positions).all()
+            and np.abs(positions).max(initial=0.0) <= MAX_COORDINATE):
+        return None
+    volume = np.abs(np.linalg.det(lattices))
+    flat = np.prod(np.linalg.norm(lattices, axis=2), axis=1) * MIN_FLATNESS
+    if ((volume < MIN_VOLUME * (1 + _SCREEN_MARGIN)) | (volume < flat * (1 + _SCREEN_MARGIN))).any():
+        return None
+    hashes = [arrays_hash(lattice, numbers, frac) for lattice, _, frac, numbers in read]
+    graphs = load_graphs(cache_path(hashes, spec.key(), root), hashes, spec.key(), meta=spec.meta())
+    if graphs is None or any(g is None for g in graphs):
+        return None
+    if min_distance:
+        n_edges = np.array([g.n_edges for g in graphs])
+        if not n_edges.all():  # an atom without a neighbour is never cached as a graph; reduceat needs edges
+            return None
+        shortest = np.minimum.reduceat(np.concatenate([g.distances for g in graphs]), np.cumsum(n_edges) - n_edges)
+        if (shortest < min_distance * (1 + _SCREEN_MARGIN)).any():
+            return None
+    for g, id in zip(graphs, ids):
+        g.id = id
+    return graphs
+
+
 def _at_once(spec: GraphSpec, min_distance: float | None) -> bool:
     """Whether ``_graphs_at_once`` can build graphs of ``spec``: in the input frame (the standard frame
     needs a symmetry analysis per structure), with an overlap threshold the graph's own search covers."""
@@ -348,6 +388,11 @@ def build_graphs(
                 g.meta["sha256"] = structure_hash(structure)
         return graphs, failures
 
+    root = None if cache is True else cache
+    hit = _cached_at_once(items, ids, spec, min_distance, root) if _at_once(spec, min_distance) else None
+    if hit is not None:
+        log.info("loaded %d graphs from the cache (checks at once)", len(hit))
+        return hit, failures
     # With a cache, read and hash everything first: the file is keyed by the whole data set.
     valid: list[int] = []
     structures_ok: list = []
@@ -361,7 +406,6 @@ def build_graphs(
         valid.append(k)
         structures_ok.append(structure)
         hashes.append(structure_hash(structure))
-    root = None if cache is True else cache
     path = cache_path(hashes, spec.key(), root)
     cached = load_graphs(path, hashes, spec.key(), meta=spec.meta())
     if cached is not None:

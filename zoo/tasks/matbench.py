@@ -1,8 +1,11 @@
 """Matbench v0.1 structure tasks, through the matbench package itself.
 
-``zoo.tasks.get("matbench_jdft2d")`` returns a :class:`MatbenchZooTask`: a subclass of matbench's own
-``MatbenchTask`` (matbench 0.6), so folds, ``record``, ``scores``, ``validate`` and the results layout
-are matbench's code, not a copy. It only adds:
+``zoo.tasks.get("matbench_jdft2d")`` returns a :class:`MatbenchZooTask`. Its folds are matbench's, read from
+matbench's own files (``split_ids``), and its data are read offline without importing matbench, so a training
+run starts without matbench, matminer and scikit-learn (seconds of start-up). The first use of matbench's
+behaviour (``record``, ``scores``, ``validate``, ``as_dict``, files) turns it in place into a subclass of
+matbench's own ``MatbenchTask`` (matbench 0.6), so results, scores and their layout are matbench's code, not a
+copy. It only adds:
 
 - ``task.spec`` (a TaskSpec, version "matbench_v0.1") and ``task.get_validation_ids(fold)`` (always
   ``None``: matbench leaves the inner validation split to the user);
@@ -44,6 +47,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -169,8 +173,6 @@ def load_offline(
     FileNotFoundError (naming the file, the folder and the download URL) when the file is missing,
     ValueError when the data do not match the official task.
     """
-    from matbench.metadata import mbv01_validation
-
     meta = task_metadata()[name]
     folder = Path(data_dir)
     path = folder / f"{name}.{meta.get('file_type', 'json.gz')}"
@@ -194,10 +196,10 @@ def load_offline(
     df = df[cols]
     checks = [f"{len(df)} rows = n_samples"]
 
-    splits = mbv01_validation.splits[name]
+    splits = split_ids(name)
     official = set()
-    for fk, fold in splits.items():
-        official |= set(fold.test)
+    for fold in splits.values():
+        official |= set(fold["test"])
     if set(df.index) != official:
         raise DataFileError(f"{path}: ids do not match matbench's official fold ids for {name}")
     checks.append(f"ids = official ids of all {len(splits)} folds")
@@ -258,66 +260,171 @@ def _check_reference(df, name: str, meta: dict, ref: Path) -> str:
     return f"targets equal the official artifact {ref.name}"
 
 
+# matbench's public attributes (matbench 0.6: MatbenchTask's methods and the attributes its __init__ sets) that
+# the lazy task below does not provide itself: touching one turns the task into matbench's class in place.
+MATBENCH_ATTRS = frozenset({
+    "REDIRECT", "all_folds_recorded", "as_dict", "from_dict", "get_info", "has_polymorphs", "info", "is_recorded",
+    "metadata", "record", "results", "save", "scores", "to_file", "to_json", "unsafe_hash", "validate",
+    "validate_monty_v1", "validate_monty_v2", "validation",
+})
+
+
+@functools.cache
+def split_ids(name: str) -> dict[str, dict[str, list[str]]]:
+    """matbench v0.1's folds of task ``name``, ``{"fold_0": {"train": [mbid...], "test": [mbid...]}, ...}``:
+    the ``splits[name]`` entry of matbench's ``matbench_v0.1_validation.json`` (what
+    ``matbench.metadata.mbv01_validation.splits[name]`` holds), read without importing matbench.
+
+    The file holds every task's folds (46 MB; json.load of it all takes ~0.5 s): only this task's entry is
+    decoded, by the json module, starting at its key inside "splits" (task names appear only as keys there,
+    ids are "mb-..." strings)."""
+    mb = _package_dir("matbench")
+    if mb is None:
+        raise ImportError("matbench task folds need the matbench package: pip install 'crystal-zoo[matbench]'")
+    path = mb / "matbench_v0.1_validation.json"
+    raw = path.read_bytes()
+    splits_at = raw.find(b'"splits"')
+    key_at = raw.find(json.dumps(name).encode(), splits_at) if splits_at >= 0 else -1
+    if key_at < 0:
+        raise KeyError(f"{path} has no folds for {name!r}")
+    colon = raw.index(b":", key_at)
+    folds, _ = json.JSONDecoder().raw_decode(raw[colon + 1:].decode().lstrip())
+    if not (isinstance(folds, dict) and all(set(f) == {"train", "test"} for f in folds.values())):
+        raise DataFileError(f"{path}: the entry of {name!r} is not matbench's fold layout (fold_i: train, test)")
+    return folds
+
+
+class MatbenchZooTask:
+    """A matbench v0.1 task that imports matbench only for matbench's own behaviour.
+
+    Folds, data and ``get_*_data`` come from matbench's files (:func:`split_ids`, :func:`load_offline`), so
+    a training run starts without importing matbench, matminer and scikit-learn (seconds of start-up).
+    The first use of anything else of matbench's (``record``, ``scores``, ``as_dict``, ``to_file``, ...;
+    :data:`MATBENCH_ATTRS`) turns the object, in place, into :func:`matbench_task_class` -- a subclass of
+    matbench's ``MatbenchTask`` -- so results, scores and files are matbench's code, not a copy.
+    """
+
+    def __init__(self, dataset_name, autoload=False, benchmark=VERSION, data_dir=None, reference_targets=None,
+                 progress=False):
+        if benchmark != VERSION:
+            raise ValueError(f"benchmark {benchmark!r}: only {VERSION} is defined (as in matbench)")
+        self.dataset_name = dataset_name
+        self.benchmark_name = benchmark
+        self.df = None
+        self.spec = matbench_spec(dataset_name)
+        self.data_files: dict[str, str] = {}  # {path: sha256} of the local file read, once loaded
+        self.data_dir, self._data_dir_why = resolve_data_dir(data_dir)
+        self.reference_targets = reference_targets
+        self.progress = progress
+        self._splits = split_ids(dataset_name)
+        # matbench's fold bookkeeping (MatbenchTask.__init__)
+        self.folds_keys = list(self._splits)
+        self.folds_nums = list(range(len(self.folds_keys)))
+        self.folds_map = dict(zip(self.folds_nums, self.folds_keys))
+        self.folds = self.folds_nums
+        if autoload:
+            self.load()
+
+    def __getattr__(self, name: str):
+        # Only reached for attributes the object lacks: matbench's, before the switch to matbench's class.
+        if name not in MATBENCH_ATTRS or isinstance(self, matbench_task_class()):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._become_matbench()
+        return getattr(self, name)
+
+    def _become_matbench(self):
+        """Switch to matbench's class and run MatbenchTask.__init__ (metadata, validation, results), keeping
+        the loaded data."""
+        from matbench.task import MatbenchTask
+
+        df = self.df
+        self.__class__ = matbench_task_class()
+        MatbenchTask.__init__(self, self.dataset_name, autoload=False, benchmark=self.benchmark_name)
+        self.df = df
+
+    def load(self):
+        if self.df is not None:
+            return
+        if self.data_dir is None:
+            from matbench.task import MatbenchTask
+
+            try:
+                MatbenchTask.load(self)  # matminer downloads and checks the official sha256
+            except Exception as exc:  # requests/urllib errors, a failed hash: all mean "no usable copy"
+                meta = task_metadata()[self.dataset_name]
+                raise FileNotFoundError(
+                    f"matbench task {self.dataset_name}: could not download its data ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}). Without network, download "
+                    f"{self.dataset_name}.{meta.get('file_type', 'json.gz')} from {meta.get('url')} on another "
+                    f"machine, put it in a folder and pass --data-dir FOLDER (or set MATMINER_DATA=FOLDER)") from exc
+        else:
+            self.df = load_offline(self.dataset_name, self.data_dir, self.reference_targets,
+                                   progress=self.progress, why=self._data_dir_why)
+            self.data_files = self.df.attrs.get("data_files", {})
+
+    def _check_is_loaded(self):
+        if self.df is None:
+            self.load()
+
+    # matbench's get_*_data (MatbenchTask 0.6), on the folds read above
+    def _fold_frame(self, fold_number, part: str, as_type: str):
+        self._check_is_loaded()
+        meta = task_metadata()[self.dataset_name]
+        df = self.df.loc[self._splits[self.folds_map[fold_number]][part]]
+        return df if as_type == "df" else (df[meta["input_type"]], df[meta["target"]])
+
+    def get_train_and_val_data(self, fold_number, as_type="tuple"):
+        return self._fold_frame(fold_number, "train", as_type)
+
+    def get_test_data(self, fold_number, as_type="tuple", include_target=False):
+        data = self._fold_frame(fold_number, "test", as_type)
+        if include_target:
+            return data
+        return data[0] if as_type == "tuple" else data[[task_metadata()[self.dataset_name]["input_type"]]]
+
+    def get_validation_ids(self, fold_number):
+        """matbench v0.1 has no fixed validation split: None (choose one inside the train data)."""
+        self.folds_map[fold_number]  # noqa: B018 - KeyError for an unknown fold
+        return None
+
+    def record(self, fold_number, predictions, ci=None, std=None, params=None):
+        ids = self._splits[self.folds_map[fold_number]]["test"]
+        arr = np.asarray(predictions.to_list() if hasattr(predictions, "to_list") else predictions)
+        if arr.dtype.kind in "fc":
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                names = [ids[i] for i in np.flatnonzero(bad)[:10]] if len(arr) == len(ids) else []
+                raise ValueError(f"task {self.dataset_name} {self.folds_map[fold_number]}: {int(bad.sum())} "
+                                 f"predictions are NaN or inf{', e.g. for ids ' + str(names) if names else ''}")
+        self._check_is_loaded()
+        if not isinstance(self, matbench_task_class()):
+            self._become_matbench()
+        from matbench.task import MatbenchTask
+
+        return MatbenchTask.record(self, fold_number, predictions, ci=ci, std=std, params=params)
+
+    @classmethod
+    def from_file(cls, filename):
+        return matbench_task_class().from_dict(read_json_any(filename, allowed=RESULTS_CLASSES))
+
+
+Task.register(MatbenchZooTask)  # isinstance(task, tasks.base.Task) holds for matbench tasks too
+
+
 @functools.lru_cache(maxsize=1)
-def _task_class():
-    """Define the MatbenchTask subclass on first use (importing matbench costs seconds)."""
-    from matbench.constants import MBV01_KEY
+def matbench_task_class():
+    """MatbenchZooTask as a subclass of matbench's ``MatbenchTask`` (defined on first use: importing
+    matbench costs seconds)."""
     from matbench.task import MatbenchTask
 
-    class MatbenchZooTask(MatbenchTask):
+    class MatbenchZooTask_(MatbenchZooTask, MatbenchTask):
         """matbench's ``MatbenchTask`` plus ``spec``, ``get_validation_ids`` and offline loading."""
 
-        def __init__(self, dataset_name, autoload=False, benchmark=MBV01_KEY, data_dir=None,
-                     reference_targets=None, progress=False):
-            # autoload=False: load through our load() below (offline-aware), not matbench's loader.
-            super().__init__(dataset_name, autoload=False, benchmark=benchmark)
-            self.spec = matbench_spec(dataset_name)
-            self.data_files: dict[str, str] = {}  # {path: sha256} of the local file read, once loaded
-            self.data_dir, self._data_dir_why = resolve_data_dir(data_dir)
-            self.reference_targets = reference_targets
-            self.progress = progress
+        def __init__(self, dataset_name, autoload=False, benchmark=VERSION, **kwargs):
+            MatbenchZooTask.__init__(self, dataset_name, benchmark=benchmark, **kwargs)
+            self._become_matbench()
             if autoload:
                 self.load()
-
-        def load(self):
-            if self.df is not None:
-                return
-            if self.data_dir is None:
-                try:
-                    super().load()  # matminer downloads and checks the official sha256
-                except Exception as exc:  # requests/urllib errors, a failed hash: all mean "no usable copy"
-                    meta = task_metadata()[self.dataset_name]
-                    raise FileNotFoundError(
-                        f"matbench task {self.dataset_name}: could not download its data ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200]}). Without network, download "
-                        f"{self.dataset_name}.{meta.get('file_type', 'json.gz')} from {meta.get('url')} on another "
-                        f"machine, put it in a folder and pass --data-dir FOLDER (or set MATMINER_DATA=FOLDER)") from exc
-            else:
-                self.df = load_offline(self.dataset_name, self.data_dir, self.reference_targets,
-                                       progress=self.progress, why=self._data_dir_why)
-                self.data_files = self.df.attrs.get("data_files", {})
-
-        def _check_is_loaded(self):
-            if self.df is None:
-                self.load()
-
-        def get_validation_ids(self, fold_number):
-            """matbench v0.1 has no fixed validation split: None (choose one inside the train data)."""
-            self.folds_map[fold_number]  # noqa: B018 - KeyError for an unknown fold
-            return None
-
-        def record(self, fold_number, predictions, ci=None, std=None, params=None):
-            fold_key = self.folds_map[fold_number]
-            ids = self.validation[fold_key].test
-            arr = np.asarray(predictions.to_list() if hasattr(predictions, "to_list") else predictions)
-            if arr.dtype.kind in "fc":
-                bad = ~np.isfinite(arr)
-                if bad.any():
-                    names = [ids[i] for i in np.flatnonzero(bad)[:10]] if len(arr) == len(ids) else []
-                    raise ValueError(f"task {self.dataset_name} {fold_key}: {int(bad.sum())} predictions are NaN "
-                                     f"or inf{', e.g. for ids ' + str(names) if names else ''}")
-            self._check_is_loaded()
-            return super().record(fold_number, predictions, ci=ci, std=std, params=params)
 
         def as_dict(self):
             # Exactly matbench's dict: results files stay readable by plain matbench.
@@ -330,27 +437,18 @@ def _task_class():
             writes plain JSON whatever the name, see matbench issue #249; the content is the same)."""
             write_json_any(filename, self.as_dict())
 
-        @classmethod
-        def from_file(cls, filename):
-            return cls.from_dict(read_json_any(filename, allowed=RESULTS_CLASSES))
-
-    MatbenchZooTask.__module__ = __name__
-    MatbenchZooTask.__qualname__ = "MatbenchZooTask"
-    Task.register(MatbenchZooTask)  # isinstance(task, tasks.base.Task) holds for matbench tasks too
-    return MatbenchZooTask
-
-
-def __getattr__(name: str):
-    if name == "MatbenchZooTask":
-        return _task_class()
-    raise AttributeError(name)
+    MatbenchZooTask_.__module__ = __name__
+    MatbenchZooTask_.__qualname__ = MatbenchZooTask_.__name__ = "MatbenchZooTask"
+    return MatbenchZooTask_
 
 
 def get_task(name: str, data_dir: str | os.PathLike | None = None, autoload: bool = False,
              reference_targets: str | os.PathLike | None = None, progress: bool = False):
-    """A matbench v0.1 task (matbench's MatbenchTask underneath); data load on first use."""
-    return _task_class()(name, autoload=autoload, data_dir=data_dir, reference_targets=reference_targets,
-                         progress=progress)
+    """A matbench v0.1 task; data load on first use. matbench's own class from the start when matbench is
+    already imported (nothing to save then), otherwise the lazy :class:`MatbenchZooTask`, which becomes it
+    on first use of matbench's behaviour."""
+    cls = matbench_task_class() if "matbench.task" in sys.modules else MatbenchZooTask
+    return cls(name, autoload=autoload, data_dir=data_dir, reference_targets=reference_targets, progress=progress)
 
 
 # The packages a submission's numbers depend on, recorded in info.json's "requirements".

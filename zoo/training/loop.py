@@ -76,8 +76,11 @@ def train(
     if resume is not None and not Path(resume).is_dir():
         raise UsageError(f"--resume {resume}: no such run folder (pass the folder `zoo train` printed)")
     saved = runs.read_config(resume) if resume is not None else None
+    first = config if config is not None else TrainConfig.from_dict(saved["train"])
+    # A backend that is not installed is named before the process context imports it.
+    check_backend(first.backend, first.device)
     # Under torchrun (or several JAX hosts) every process runs this; rank 0 alone writes (``distributed``).
-    ctx = distributed.context(config if config is not None else TrainConfig.from_dict(saved["train"]))
+    ctx = distributed.context(first)
     with contextlib.ExitStack() as held:
         held.callback(ctx.close)
         if resume is not None and ctx.main:  # one process per run folder: a second resume is refused, not interleaved

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks import bench_crystals
+from zoo.core.backends import backend_available
 from zoo.models import list_models
 
 MODELS = list_models()
@@ -70,7 +71,6 @@ def pool() -> list:
 
 def require(model: str, backend: str, device: str = "cpu") -> None:
     """Raise NotImplementedError (asv: skipped) where this combination cannot run here; pin jax's device."""
-    from zoo import backend_available
     from zoo.models import get_family
 
     if not backend_available(backend):

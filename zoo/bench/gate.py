@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from zoo.core import provenance
+from zoo.core.backends import backend_available
 from zoo.core.io import write_json
 from zoo.testing import DEFAULT_RTOL
 
@@ -180,8 +181,6 @@ def measure_all(models: Sequence[str] | None = None, backends: Sequence[str] = (
                 plant: str | None = None, symmetry: bool = True, log=print) -> dict[str, dict[str, Any]]:
     """``{"model/backend": figures}`` for the matrix (``plan.matrix``); parity once per family, on its torch
     entry. A failing measurement is recorded as an ``error`` (the gate then fails on it)."""
-    from zoo import backend_available
-
     results: dict[str, dict[str, Any]] = {}
     for model, backend, _ in plan.matrix(models, [b for b in backends if backend_available(b)]):
         key = f"{model}/{backend}"
@@ -237,8 +236,6 @@ def single_threaded() -> None:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from zoo import backend_available
-
     if backend_available("torch"):
         import torch
 
@@ -246,8 +243,6 @@ def single_threaded() -> None:
 
 
 def _enable_compilation_cache() -> None:
-    from zoo import backend_available
-
     if not backend_available("jax"):
         return
     import jax

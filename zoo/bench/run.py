@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.core import provenance
+from zoo.core.backends import backend_available
 
 from . import measure, plan, table
 
@@ -61,7 +62,6 @@ def run_matrix(models=None, backends=("torch", "jax"), epochs: int | None = None
                symmetry: bool = True, out_runs: str = "runs/bench", log=print, on_row=None) -> list[dict[str, Any]]:
     """One row per (family, backend) of ``plan.matrix`` (see the module docstring); ``on_row(rows)`` is
     called with the rows so far after each one (the table is written as it grows)."""
-    from zoo import backend_available
     from zoo.training.data import build_task
 
     for b in backends:

@@ -99,9 +99,8 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
         config = TrainConfig.from_dict(saved["train"])
     if epochs is not None:
         config = dataclasses.replace(config, epochs=int(epochs))
-    # Everything a user can get wrong is checked before any data is read: the backend and device, the
-    # task and its options, the model and its hyper-parameters.
-    check_backend(config.backend, config.device)
+    # Everything a user can get wrong is checked before any data is read: the backend and device (in
+    # ``train``, before the process context), the task and its options, the model and its hyper-parameters.
     task = resolve_task(config, task)
     config = dataclasses.replace(config, task=task.spec.name)
     model_config = model_config_for(config, task.spec.target, saved["model"]["config"] if saved else None)

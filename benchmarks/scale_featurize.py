@@ -15,6 +15,10 @@ What it does (``zoo.graphs.shards``; structures from the embedded generator, ``z
 
 Usage: ``nice -n 15 python benchmarks/scale_featurize.py --n 20000 --spec cgcnn`` (writes under
 ``--scratch``, default ``$TMPDIR/zoo-scale``; the shards are deleted afterwards unless ``--keep``).
+``--spec both`` generates each structure once and builds CGCNN's and TFN's graphs from it in the same
+worker pass (``featurize_specs_to_shards``): one record per spec; ``--tag 100k`` names the result files
+``featurize_<spec>_100k.*``, whose .md also lists the other runs of the same spec by n. The 100k run:
+``nice -n 10 python benchmarks/scale_featurize.py --n 100000 --spec both --kill-after 40 --tag 100k``.
 """
 from __future__ import annotations
 
@@ -48,6 +52,11 @@ def generated_chunk(seed: int, start: int, stop: int):
     return [c.id for c in crystals], [c.structure for c in crystals], None
 
 
+def spec_names(arg: str) -> list[str]:
+    """``--spec``: one spec name or ``both`` (one generated structure stream, both graph kinds)."""
+    return sorted(SPECS) if arg == "both" else [arg]
+
+
 def spec_of(name: str):
     from zoo.graphs import GraphSpec
 
@@ -56,13 +65,20 @@ def spec_of(name: str):
 
 def child(args) -> None:
     """One featurisation run (killed or not); its report and rusage go to ``<scratch>/report-<pid>.json``."""
-    from zoo.graphs.shards import featurize_to_shards
+    from zoo.graphs.shards import featurize_specs_to_shards
 
-    report = featurize_to_shards(functools.partial(generated_chunk, args.seed), args.n, spec_of(args.spec), args.shards,
-                                 chunk_size=args.chunk, workers=args.workers, progress=False)
+    names = spec_names(args.spec)
+    reports = featurize_specs_to_shards(functools.partial(generated_chunk, args.seed), args.n,
+                                        {Path(args.shards, name): spec_of(name) for name in names},
+                                        chunk_size=args.chunk, workers=args.workers, progress=False)
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = {**report.as_dict(), "skipped_ids": report.skipped, "maxrss_parent_mb": me.ru_maxrss / 1024,
-           "maxrss_worker_mb": kids.ru_maxrss / 1024, "cpu_parent_s": me.ru_utime + me.ru_stime, "cpu_workers_s": kids.ru_utime + kids.ru_stime}
+    # One worker pass generates each chunk once and builds every spec's graphs from it: CPU and peak RSS
+    # are those of the whole pass; graph_seconds_all_specs lets derive() split the CPU by wall shares.
+    shared = {"specs": names, "maxrss_parent_mb": me.ru_maxrss / 1024, "maxrss_worker_mb": kids.ru_maxrss / 1024,
+              "cpu_parent_s": me.ru_utime + me.ru_stime, "cpu_workers_s": kids.ru_utime + kids.ru_stime,
+              "graph_seconds_all_specs": sum(r.graph_seconds for r in reports.values())}
+    out = {name: {**reports[Path(args.shards, name)].as_dict(), "skipped_ids": reports[Path(args.shards, name)].skipped, **shared}
+           for name in names}
     Path(args.shards, f"report-{os.getpid()}.json").write_text(json.dumps(out))
 
 
@@ -108,7 +124,13 @@ def calibrate(n: int, seed: int) -> None:
 
 
 def complete_shards(shards: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in sorted(shards.glob("shard-*.json"))}
+    """Finished shards (their .json marker) of every spec folder under ``shards``, with modification times."""
+    return {f"{p.parent.name}/{p.name}": p.stat().st_mtime_ns for p in sorted(shards.glob("*/shard-*.json"))}
+
+
+def chunks_complete(shards: Path, names: list[str]) -> int:
+    """Chunks whose shard is complete in every spec folder."""
+    return min(len(list((shards / name).glob("shard-*.json"))) for name in names)
 
 
 def load_average() -> list[float]:
@@ -124,7 +146,8 @@ def derive(record: dict) -> None:
     # On a loaded machine a worker's wall time is mostly waiting for a core: CPU time (getrusage of the
     # workers) is the figure that transfers; it is split into generation and graphs by their wall shares.
     cpu_per_structure = report["cpu_workers_s"] / max(n_done, 1)
-    graph_share = report["graph_seconds"] / max(report["graph_seconds"] + report["source_seconds"], 1e-12)
+    all_graphs = report.get("graph_seconds_all_specs", report["graph_seconds"])  # one spec per pass before 100k
+    graph_share = report["graph_seconds"] / max(all_graphs + report["source_seconds"], 1e-12)
     graph_cpu_s = cpu_per_structure * graph_share
     disk = record.get("disk_bytes") or record["figures"]["disk_bytes"]  # records written before this field
     record["disk_bytes"] = disk
@@ -155,11 +178,13 @@ def derive(record: dict) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--spec", choices=sorted(SPECS), default="cgcnn")
+    ap.add_argument("--spec", choices=[*sorted(SPECS), "both"], default="cgcnn",
+                    help="graph kind; both: one generated stream, both graph kinds built in the same worker pass")
+    ap.add_argument("--tag", default="", help="suffix of the result files (featurize_<spec>_<tag>.json)")
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--kill-after", type=int, default=8, help="complete shards before the kill -9 (0: no kill)")
+    ap.add_argument("--kill-after", type=int, default=8, help="complete chunks (all specs) before the kill -9 (0: no kill)")
     ap.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "zoo-scale"))
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--derive", help="redo the figures and the .md of an existing record (json)")
@@ -178,51 +203,56 @@ def main(argv=None) -> None:
         derive(record)
         return write(record)
 
+    names = spec_names(args.spec)
     shards = Path(args.scratch) / f"{args.spec}-n{args.n}-seed{args.seed}"
     if shards.exists():
         shutil.rmtree(shards)
     shards.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--role", "child", "--shards", str(shards), "--n", str(args.n), "--spec", args.spec,
            "--chunk", str(args.chunk), "--workers", str(args.workers), "--seed", str(args.seed)]
-    record = {"n": args.n, "spec": SPECS[args.spec], "chunk": args.chunk, "workers": args.workers, "seed": args.seed,
-              "load_average_start": load_average()}
+    record = {"n": args.n, "chunk": args.chunk, "workers": args.workers, "seed": args.seed, "specs_in_one_pass": names,
+              "tag": args.tag, "load_average_start": load_average()}
 
     t0 = time.perf_counter()
     killed_at = None
     if args.kill_after:
         proc = subprocess.Popen(cmd, start_new_session=True)  # its own process group: the kill takes the workers too
-        while proc.poll() is None and len(complete_shards(shards)) < args.kill_after:
-            time.sleep(0.2)
+        while proc.poll() is None and chunks_complete(shards, names) < args.kill_after:
+            time.sleep(0.5)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             killed_at = time.perf_counter() - t0
         time.sleep(1.0)  # let orphaned workers (if any) notice the closed pipe and exit
         before = complete_shards(shards)
-        leftovers = sorted(p.name for p in shards.iterdir() if p.name.endswith(".tmp"))
-        record["kill"] = {"after_s": killed_at, "complete_shards_at_kill": len(before), "temporary_files_left": len(leftovers),
-                          "load_average": load_average()}
+        leftovers = sorted(p.name for p in shards.glob("*/*") if ".tmp" in p.name)
+        record["kill"] = {"after_s": killed_at, "complete_shards_at_kill": len(before) // len(names),
+                          "complete_shards_at_kill_per_spec": {name: sum(key.startswith(name + "/") for key in before) for name in names},
+                          "temporary_files_left": len(leftovers), "load_average": load_average()}
     else:
         before = {}
     t1 = time.perf_counter()
     subprocess.run(cmd, check=True)
     t_resume = time.perf_counter() - t1
-    report = json.loads(max(shards.glob("report-*.json"), key=lambda p: p.stat().st_mtime).read_text())
+    reports = json.loads(max(shards.glob("report-*.json"), key=lambda p: p.stat().st_mtime).read_text())
     after = complete_shards(shards)
-    untouched = sum(after.get(name) == mtime for name, mtime in before.items())
-    record["resume"] = {"seconds": t_resume, "skipped": report["skipped"], "built": report["built"],
-                        "previously_complete_untouched": untouched, "previously_complete": len(before),
-                        "skipped_equals_complete_at_kill": report["skipped"] == len(before), "load_average": load_average()}
-    record["run"] = report
-
-    read = subprocess.run([sys.executable, __file__, "--role", "reader", "--shards", str(shards)], check=True,
-                          capture_output=True, text=True)
-    record["read"] = json.loads(read.stdout.strip().splitlines()[-1])
-    disk = sum(p.stat().st_size for p in shards.iterdir() if p.is_file())
-    record["disk_bytes"] = disk
-    derive(record)
-    record["load_average_end"] = load_average()
-    write(record)
+    load_resumed = load_average()
+    for name in names:
+        report = reports[name]
+        mine = {key: mtime for key, mtime in before.items() if key.startswith(name + "/")}
+        untouched = sum(after.get(key) == mtime for key, mtime in mine.items())
+        one = {**record, "spec": SPECS[name]}
+        one["resume"] = {"seconds": t_resume, "skipped": report["skipped"], "built": report["built"],
+                         "previously_complete_untouched": untouched, "previously_complete": len(mine),
+                         "skipped_equals_complete_at_kill": report["skipped"] == len(mine), "load_average": load_resumed}
+        one["run"] = report
+        read = subprocess.run([sys.executable, __file__, "--role", "reader", "--shards", str(shards / name)], check=True,
+                              capture_output=True, text=True)
+        one["read"] = json.loads(read.stdout.strip().splitlines()[-1])
+        one["disk_bytes"] = sum(p.stat().st_size for p in (shards / name).iterdir() if p.is_file())
+        derive(one)
+        one["load_average_end"] = load_average()
+        write(one)
     if not args.keep:
         shutil.rmtree(shards)
 
@@ -231,9 +261,10 @@ def write(record: dict) -> None:
     from zoo.core.io import write_json, write_text
 
     name = "cgcnn" if record["spec"].startswith("GraphSpec('cgcnn'") else "tfn"
+    stem = f"featurize_{name}_{record['tag']}" if record.get("tag") else f"featurize_{name}"
     OUT.mkdir(parents=True, exist_ok=True)
-    write_json(OUT / f"featurize_{name}.json", record)
-    write_text(OUT / f"featurize_{name}.md", markdown(record))
+    write_json(OUT / f"{stem}.json", record)
+    write_text(OUT / f"{stem}.md", markdown(record))
     print(markdown(record))
 
 
@@ -265,8 +296,46 @@ def markdown(r: dict) -> str:
               "| task | structures | graph CPU h | wall h on 8 free cores | disk GB | peak RSS per worker MB |", "|---|---|---|---|---|---|"]
     for name, e in r["extrapolation"].items():
         lines.append(f"| {name} | {e['n']} | {e['graph_cpu_hours']:.3f} | {e['graph_wall_hours_on_8_free_cores']:.3f} | {e['disk_gb']:.2f} | {e['peak_rss_mb_per_worker']:.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + against_other_n(r)) + "\n"
 
+
+def against_other_n(r: dict) -> list[str]:
+    """For a tagged record (the 100k run): its per-structure figures next to the other records of the same
+    spec with another n (the untagged 20k / 4k run, one spec per pass; a small run made like this one),
+    which show whether rate and memory depend on n."""
+    name = "cgcnn" if r["spec"].startswith("GraphSpec('cgcnn'") else "tfn"
+    if not r.get("tag"):
+        return []
+    others = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"featurize_{name}*.json"))]
+    runs = sorted([o for o in others if o["n"] != r["n"]], key=lambda o: o["n"]) + [r]
+    if len(runs) == 1:
+        return []
+
+    def how(o):
+        return f"{'+'.join(o.get('specs_in_one_pass') or [name])} per pass"
+
+    def row(label, get):
+        return f"| {label} | " + " | ".join(get(o) for o in runs) + " |"
+
+    head = "| per structure | " + " | ".join(f"n = {o['n']} ({how(o)})" for o in runs) + " |"
+    rule = "|---" * (len(runs) + 1) + "|"
+
+    def f(key, fmt):
+        return lambda o: fmt(o["figures"][key])
+
+    return ["", ("Against the other runs of this spec (`featurize_" + name + "*.json`). A run with both specs per pass "
+                 "generates each structure once and builds both graph kinds from it in the same worker, so its end-to-end "
+                 "CPU and its worker memory include the other spec's graphs; compare like with like for the n-dependence:"), "",
+            head, rule,
+            row("CPU end to end, ms (workers' getrusage)", f("cpu_ms_per_structure_end_to_end", lambda v: f"{v:.2f}")),
+            row("graphs + write, CPU ms", f("graph_cpu_ms_per_structure", lambda v: f"{v:.2f}")),
+            row("disk, kB", f("disk_bytes_per_structure", lambda v: f"{v / 1e3:.2f}")),
+            row("read back, ms per graph", lambda o: f"{1e3 * o['read']['read_s'] / o['read']['n_graphs']:.3f}"),
+            row("load average at start / end", lambda o: f"{o['load_average_start'][0]:.1f} / {o['load_average_end'][0]:.1f}"),
+            "", "| peak RSS, MB | " + " | ".join(f"n = {o['n']} ({how(o)})" for o in runs) + " |", rule,
+            row("parent", f("peak_rss_parent_mb", lambda v: f"{v:.0f}")),
+            row("largest worker", f("peak_rss_largest_worker_mb", lambda v: f"{v:.0f}")),
+            row("reader (ids, hashes and counts of every graph: O(n))", f("reader_peak_rss_mb", lambda v: f"{v:.0f}"))]
 
 if __name__ == "__main__":
     main()

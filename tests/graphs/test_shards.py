@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from zoo.graphs import GraphSpec, build_graphs
-from zoo.graphs.shards import ShardedGraphs, featurize_to_shards, shard_stem
+from zoo.graphs.shards import (
+    ShardedGraphs,
+    featurize_specs_to_shards,
+    featurize_to_shards,
+    shard_stem,
+)
 
 SPEC = GraphSpec("cgcnn", radius=6.0)
 N = 10
@@ -87,3 +92,36 @@ def test_workers_build_shards_in_parallel_and_a_corrupt_shard_is_named(tmp_path)
         data[2]
     meta = json.loads(shard_stem(tmp_path, 0).with_suffix(".json").read_text())
     assert meta["ids"] == ["c0", "c1"] and os.path.exists(tmp_path / "plan.json")
+
+
+RADIUS = GraphSpec("radius", radius=4.0)
+
+
+def test_several_specs_from_one_read_of_each_chunk_and_resumed_per_folder(tmp_path):
+    calls = []
+
+    def counted(start, stop):
+        calls.append((start, stop))
+        return cells(start, stop)
+
+    outputs = {tmp_path / "cgcnn": SPEC, tmp_path / "radius": RADIUS}
+    reports = featurize_specs_to_shards(counted, N, outputs, chunk_size=3, progress=False)
+    assert calls == [(0, 3), (3, 6), (6, 9), (9, 10)]  # each chunk read once for both specs
+    for folder, spec in outputs.items():
+        assert reports[folder].built == [0, 1, 2, 3] and reports[folder].complete
+        featurize_to_shards(cells, N, spec, tmp_path / f"alone-{folder.name}", chunk_size=3, progress=False)
+        together, alone = ShardedGraphs(folder), ShardedGraphs(tmp_path / f"alone-{folder.name}")
+        assert together.ids == alone.ids and together.hashes == alone.hashes  # the same shards as one spec at a time
+        np.testing.assert_array_equal(together.n_edges, alone.n_edges)
+    assert ShardedGraphs(tmp_path / "radius").n_edges.sum() != ShardedGraphs(tmp_path / "cgcnn").n_edges.sum()
+
+    # a kill between the two specs' shards of chunk 1: only the radius folder lacks it
+    for suffix in (".json", ".npz"):
+        shard_stem(tmp_path / "radius", 1).with_suffix(suffix).unlink()
+    kept = shard_stem(tmp_path / "cgcnn", 1).with_suffix(".npz").stat().st_mtime_ns
+    calls.clear()
+    reports = featurize_specs_to_shards(counted, N, outputs, chunk_size=3, progress=False)
+    assert calls == [(3, 6)]
+    assert reports[tmp_path / "radius"].built == [1] and reports[tmp_path / "cgcnn"].built == []
+    assert reports[tmp_path / "cgcnn"].skipped == [0, 1, 2, 3] and all(r.complete for r in reports.values())
+    assert shard_stem(tmp_path / "cgcnn", 1).with_suffix(".npz").stat().st_mtime_ns == kept

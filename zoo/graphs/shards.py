@@ -17,6 +17,11 @@ called *inside the worker process*, so no process ever holds more than ``workers
 and graphs (the parent holds none); peak memory is O(workers x chunk_size), independent of ``n``.
 ``source`` must be picklable (a module-level function or a ``functools.partial`` of one).
 
+Several graph kinds of the same structures (CGCNN's and TFN's, say): ``featurize_specs_to_shards(source, n,
+{folder: spec, ...})`` reads each chunk once and builds every spec's shard from it in the same worker,
+one folder per spec; a slow source (generating or parsing ~10-20 ms per structure, against ~1 ms for a
+graph) is then paid once. Resuming is per folder and per shard.
+
 Reading: ``ShardedGraphs(out)`` is a sequence of the successful graphs that keeps the compact arrays of at
 most ``max_cached_shards`` shards in memory and decodes a graph when it is indexed; ``permutation(rng)``
 is a shard-local shuffle (shards in random order, each shard's graphs in random order) that visits one
@@ -33,7 +38,7 @@ import multiprocessing
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,47 +97,41 @@ def _is_complete(directory: Path, k: int, plan: dict[str, Any]) -> bool:
     return meta.get("spec_key") == plan["spec_key"] and meta.get("start") == k * plan["chunk_size"]
 
 
-def _build_shard(source: Source, spec: GraphSpec, directory: str, k: int, start: int, stop: int) -> tuple[int, int, int, float, float]:
-    """Worker: read chunk k from the source, build its graphs, write the shard;
-    (k, graphs, failures, seconds in the source, seconds building and writing)."""
+def _build_shard(source: Source, targets: list[tuple[GraphSpec, str]], k: int, start: int, stop: int
+                 ) -> tuple[int, float, list[tuple[int, int, float]]]:
+    """Worker: read chunk k from the source once, build its graphs for every (spec, folder) of ``targets``
+    and write shard k there; (k, seconds in the source, [(graphs, failures, seconds building and writing)
+    per target])."""
     t0 = time.perf_counter()
-    ids, structures, targets = source(start, stop)
+    ids, structures, targets_y = source(start, stop)
     t_source = time.perf_counter() - t0
     ids = [str(i) for i in ids]
-    if len(ids) != len(structures) or (targets is not None and len(targets) != len(ids)):
+    if len(ids) != len(structures) or (targets_y is not None and len(targets_y) != len(ids)):
         raise ValueError(f"source({start}, {stop}) returned {len(ids)} ids, {len(structures)} structures and "
-                         f"{'no' if targets is None else len(targets)} targets; they must be aligned")
-    graphs, failures = build_graphs(structures, spec, ids=ids, cache=False, progress=False, on_error="skip")
-    del structures
-    ok = [g for g in graphs if g is not None]
-    hashes = [g.meta["sha256"] for g in ok]
-    stem = shard_stem(directory, k)
-    save_graphs(stem.with_suffix(".npz"), ok, hashes, spec.key())
-    keep = [i for i, g in enumerate(graphs) if g is not None]
-    y = None if targets is None else np.asarray(targets, dtype=np.float64)[keep]
-    write_json(stem.with_suffix(".json"), {
-        "format": SHARD_FORMAT_VERSION, "spec_key": spec.key(), "start": start, "stop": stop,
-        "ids": [ids[i] for i in keep], "sha256": hashes,
-        "n_nodes": [g.n_nodes for g in ok], "n_edges": [g.n_edges for g in ok],
-        "y": None if y is None else y.tolist(), "failures": failures,
-    })
-    return k, len(ok), len(failures), t_source, time.perf_counter() - t0 - t_source
+                         f"{'no' if targets_y is None else len(targets_y)} targets; they must be aligned")
+    done = []
+    for spec, directory in targets:
+        t1 = time.perf_counter()
+        graphs, failures = build_graphs(structures, spec, ids=ids, cache=False, progress=False, on_error="skip")
+        ok = [g for g in graphs if g is not None]
+        hashes = [g.meta["sha256"] for g in ok]
+        stem = shard_stem(directory, k)
+        save_graphs(stem.with_suffix(".npz"), ok, hashes, spec.key())
+        keep = [i for i, g in enumerate(graphs) if g is not None]
+        y = None if targets_y is None else np.asarray(targets_y, dtype=np.float64)[keep]
+        write_json(stem.with_suffix(".json"), {
+            "format": SHARD_FORMAT_VERSION, "spec_key": spec.key(), "start": start, "stop": stop,
+            "ids": [ids[i] for i in keep], "sha256": hashes,
+            "n_nodes": [g.n_nodes for g in ok], "n_edges": [g.n_edges for g in ok],
+            "y": None if y is None else y.tolist(), "failures": failures,
+        })
+        del graphs, ok
+        done.append((len(keep), len(failures), time.perf_counter() - t1))
+    return k, t_source, done
 
 
-def featurize_to_shards(source: Source, n: int, spec: GraphSpec, out: str | os.PathLike, chunk_size: int = 1000,
-                        workers: int = 1, progress: bool = True, on_shard: Callable[[int, ShardReport], None] | None = None
-                        ) -> ShardReport:
-    """Build the graphs of structures ``0..n-1`` of ``source`` into shards under ``out`` (see the module
-    docstring); resumable: shards already complete are skipped. ``workers`` processes build shards in
-    parallel (1: in this process). ``on_shard(k, report)`` after each shard this call builds."""
-    from tqdm.auto import tqdm
-
-    if spec.featurizer:
-        raise ValueError(f"sharded featurisation stores plain graphs; spec {spec!r} has featuriser {spec.featurizer!r} "
-                         "(build the plain graphs with GraphSpec(featurizer='') and featurise per batch)")
-    if n < 0 or chunk_size < 1 or workers < 1:
-        raise ValueError(f"need n >= 0, chunk_size >= 1 and workers >= 1; got n={n}, chunk_size={chunk_size}, workers={workers}")
-    directory = Path(out)
+def _open_plan(directory: Path, n: int, chunk_size: int, spec: GraphSpec) -> dict[str, Any]:
+    """The folder's plan, written on first use; a folder holding another plan is refused."""
     directory.mkdir(parents=True, exist_ok=True)
     plan = _plan(n, chunk_size, spec)
     plan_path = directory / "plan.json"
@@ -144,52 +143,95 @@ def featurize_to_shards(source: Source, n: int, spec: GraphSpec, out: str | os.P
                              f"there, {[plan[k] for k in diff]} now); use a new folder, or delete {directory} to start again")
     else:
         write_json(plan_path, plan)
+    return plan
+
+
+def featurize_to_shards(source: Source, n: int, spec: GraphSpec, out: str | os.PathLike, chunk_size: int = 1000,
+                        workers: int = 1, progress: bool = True, on_shard: Callable[[int, ShardReport], None] | None = None
+                        ) -> ShardReport:
+    """Build the graphs of structures ``0..n-1`` of ``source`` into shards under ``out`` (see the module
+    docstring); resumable: shards already complete are skipped. ``workers`` processes build shards in
+    parallel (1: in this process). ``on_shard(k, report)`` after each shard this call builds."""
+    hook = None if on_shard is None else (lambda k, reports: on_shard(k, reports[Path(out)]))
+    return featurize_specs_to_shards(source, n, {out: spec}, chunk_size, workers, progress, hook)[Path(out)]
+
+
+def featurize_specs_to_shards(source: Source, n: int, outputs: Mapping[str | os.PathLike, GraphSpec], chunk_size: int = 1000,
+                              workers: int = 1, progress: bool = True,
+                              on_shard: Callable[[int, dict[Path, ShardReport]], None] | None = None) -> dict[Path, ShardReport]:
+    """``featurize_to_shards`` for several graph kinds of the same structures in one pass: ``outputs`` maps
+    a folder to its spec (one shard folder per spec, each readable by ``ShardedGraphs``). Each chunk is
+    read from ``source`` once and all its missing shards are built from it, so a slow source (parsing
+    files, generating crystals) is paid once, not once per spec. Resumable per folder: chunk k is
+    recomputed only for the folders where shard k is not complete. Returns one report per folder; a
+    report's ``source_seconds`` counts the chunks it was built from (shared with the other folders)."""
+    from tqdm.auto import tqdm
+
+    folders = {Path(d): s for d, s in outputs.items()}
+    if not folders:
+        raise ValueError("outputs is empty: give at least one {folder: GraphSpec}")
+    for directory, spec in folders.items():
+        if spec.featurizer:
+            raise ValueError(f"sharded featurisation stores plain graphs; spec {spec!r} for {directory} has featuriser "
+                             f"{spec.featurizer!r} (build the plain graphs with GraphSpec(featurizer='') and featurise per batch)")
+    if n < 0 or chunk_size < 1 or workers < 1:
+        raise ValueError(f"need n >= 0, chunk_size >= 1 and workers >= 1; got n={n}, chunk_size={chunk_size}, workers={workers}")
+    plans = {d: _open_plan(d, n, chunk_size, s) for d, s in folders.items()}
 
     n_shards = -(-n // chunk_size)
-    report = ShardReport(n_shards)
-    todo = []
+    reports = {d: ShardReport(n_shards) for d in folders}
+    missing: dict[int, list[Path]] = {}  # chunk -> folders still lacking its shard
     for k in range(n_shards):
-        (report.skipped if _is_complete(directory, k, plan) else todo).append(k)
-    if report.skipped:
-        log.info("%s: %d of %d shards already complete, not recomputed", directory, len(report.skipped), n_shards)
+        for d in folders:
+            if _is_complete(d, k, plans[d]):
+                reports[d].skipped.append(k)
+            else:
+                missing.setdefault(k, []).append(d)
+    for d, r in reports.items():
+        if r.skipped:
+            log.info("%s: %d of %d shards already complete, not recomputed", d, len(r.skipped), n_shards)
     t0 = time.perf_counter()
-    bar = tqdm(total=n, initial=min(n, len(report.skipped) * chunk_size), unit="structure", desc=f"shards {directory.name}",
+    n_done = sum(min(n, (k + 1) * chunk_size) - k * chunk_size for k in range(n_shards) if k not in missing)
+    bar = tqdm(total=n, initial=n_done, unit="structure", desc=f"shards {', '.join(d.name for d in folders)}",
                disable=not progress)
 
-    def done(result):
-        k, n_ok, n_fail, t_source, t_graphs = result
-        report.built.append(k)
-        report.n_graphs += n_ok
-        report.n_failures += n_fail
-        report.source_seconds += t_source
-        report.graph_seconds += t_graphs
-        bar.update(n_ok + n_fail)
-        bar.set_postfix(built=len(report.built), skipped=len(report.skipped))
+    def done(result, dirs):
+        k, t_source, per_target = result
+        for d, (n_ok, n_fail, t_graphs) in zip(dirs, per_target):
+            r = reports[d]
+            r.built.append(k)
+            r.n_graphs += n_ok
+            r.n_failures += n_fail
+            r.source_seconds += t_source
+            r.graph_seconds += t_graphs
+        bar.update(min(n, (k + 1) * chunk_size) - k * chunk_size)
         if on_shard is not None:
-            on_shard(k, report)
+            on_shard(k, reports)
 
-    jobs = [(k, k * chunk_size, min(n, (k + 1) * chunk_size)) for k in todo]
+    jobs = [(k, k * chunk_size, min(n, (k + 1) * chunk_size), dirs) for k, dirs in missing.items()]
     if workers == 1:
-        for k, a, b in jobs:
-            done(_build_shard(source, spec, str(directory), k, a, b))
+        for k, a, b, dirs in jobs:
+            done(_build_shard(source, [(folders[d], str(d)) for d in dirs], k, a, b), dirs)
     else:
         # spawn: a forked child would inherit the parent's threads and framework state (torch, jax).
         with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending: set = set()
-            for k, a, b in jobs:  # at most 2 x workers shards in flight: memory stays bounded
+            pending: dict = {}
+            for k, a, b, dirs in jobs:  # at most 2 x workers shards in flight: memory stays bounded
                 if len(pending) >= 2 * workers:
-                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for f in finished:
-                        done(f.result())
-                pending.add(pool.submit(_build_shard, source, spec, str(directory), k, a, b))
-            for f in cf.as_completed(pending):
-                done(f.result())
+                        done(f.result(), pending.pop(f))
+                pending[pool.submit(_build_shard, source, [(folders[d], str(d)) for d in dirs], k, a, b)] = dirs
+            for f in cf.as_completed(list(pending)):
+                done(f.result(), pending[f])
     bar.close()
-    report.seconds = time.perf_counter() - t0
-    report.complete = all(_is_complete(directory, k, plan) for k in range(n_shards))
-    if report.complete:
-        write_json(directory / "manifest.json", {**plan, "n_shards": n_shards})
-    return report
+    seconds = time.perf_counter() - t0
+    for d, r in reports.items():
+        r.seconds = seconds
+        r.complete = all(_is_complete(d, k, plans[d]) for k in range(n_shards))
+        if r.complete:
+            write_json(d / "manifest.json", {**plans[d], "n_shards": n_shards})
+    return reports
 
 
 class ShardedGraphs(Sequence):

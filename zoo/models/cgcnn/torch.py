@@ -74,6 +74,9 @@ class CGCNN(nn.Module):
         self.fcs = nn.ModuleList([nn.Linear(H, H) for _ in range(config.n_h - 1)])
         self.fc_out = nn.Linear(H, config.n_outputs)
         self.dropout = nn.Dropout(config.dropout) if config.classification else None
+        # The batch-norm function (masked_batch_norm's signature); a torchrun run swaps in the cross-rank one
+        # (zoo.training.sync_batch_norm), so that every rank normalises with the global batch's statistics.
+        self.batch_norm = fused_batch_norm
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         arrays = dict(self.named_parameters())
@@ -84,7 +87,7 @@ class CGCNN(nn.Module):
         # torch's fused kernel (fused_batch_norm) and pooling skips the weights.
         batch = {k: v for k, v in batch.items() if not (k in ("node_mask", "edge_mask") and bool(v.all()))}
         out, updates = core.forward(arrays, batch, self.config, train=self.training, xp=xp, dropout=self.dropout,
-                                    batch_norm=fused_batch_norm)
+                                    batch_norm=self.batch_norm)
         with torch.no_grad():
             for name, value in updates.items():
                 arrays[name].copy_(value)

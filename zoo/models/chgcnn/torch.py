@@ -65,6 +65,9 @@ class CHGCNN(nn.Module):
         self.fcs = nn.ModuleList([nn.Linear(H, H) for _ in range(config.n_h - 1)])
         self.fc_out = nn.Linear(H, config.n_outputs)
         self.dropout = nn.Dropout(config.dropout) if config.classification else None
+        # The batch-norm function (masked_batch_norm's signature); a torchrun run swaps in the cross-rank one
+        # (zoo.training.sync_batch_norm), so that every rank normalises with the global batch's statistics.
+        self.batch_norm = fused_batch_norm
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         arrays = dict(self.named_parameters())
@@ -74,7 +77,7 @@ class CHGCNN(nn.Module):
         # Masks that mask nothing (unpadded batches) are dropped, so batch norm takes torch's fused kernel.
         batch = {k: v for k, v in batch.items() if not (k.endswith("_mask") and k != "graph_mask" and bool(v.all()))}
         out, updates = core.forward(arrays, batch, self.config, train=self.training, xp=xp, dropout=self.dropout,
-                                    batch_norm=fused_batch_norm)
+                                    batch_norm=self.batch_norm)
         with torch.no_grad():
             for name, value in updates.items():
                 arrays[name].copy_(value)

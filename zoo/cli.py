@@ -5,12 +5,16 @@
     zoo train --resume RUN_DIR                 continue a killed run from its last checkpoint
     zoo evaluate RUN_DIR|WEIGHTS [--task TASK] [--fold K] [--backend B]
     zoo reproduce TASK --model MODEL --backend B [--seeds 0 1 2]   every fold -> results.json.gz + info.json
+    zoo tune MODEL --task TASK --grid lr=1e-3,5e-3 loss=mse,l1     recipe search on validation folds (zoo.training.tune)
     zoo demo                                   the main job: CGCNN on the embedded dielectric task, both backends
     zoo report [NAME [ARGS...]]                a report of zoo.reports (no NAME: list them)
     zoo list --pretrained                      the pretrained models (zoo.pretrained)
     zoo download NAME... | --all               fetch and verify pretrained weights into ZOO_HOME
     zoo predict NAME file.cif ... [--backend B]   predictions of a pretrained model, in the task's units
     zoo bench [gate] [...]                     every family x backend, one table | the performance gate
+
+``train``, ``reproduce`` and ``tune`` start from the model family's recipe for the task's kind
+(``zoo.training.recipes``; ``--recipe none`` switches it off); the flags given override it.
 
 The training options of ``train`` and ``reproduce`` are not written here: each is a field of
 ``zoo.training.TrainConfig`` (its flag, type, choices and help come from the field), so a new option is
@@ -119,18 +123,26 @@ def add_config_options(p: argparse.ArgumentParser, *, exclude: Sequence[str] = (
             p.add_argument(_flag(f), dest=f.name, type=kind, choices=choices, default=None, required=f.name in required, help=text)
 
 
-def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
-    """The ``TrainConfig`` of parsed arguments: the fields the user set (positional arguments named like
-    a field count too), ``fixed`` on top, the config's defaults for the rest."""
+def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``{field: value}`` of the ``TrainConfig`` fields the user set (positional arguments named like a field too)."""
     kw: dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is None:
             continue
         kw[f.name] = _pairs(value, _flag(f)) if _value_type(field_types()[f.name]) is dict else value
-    kw.update(fixed)
+    return kw
+
+
+def config_from_args(args: argparse.Namespace, *, recipe: str = "none", **fixed: Any) -> TrainConfig:
+    """The ``TrainConfig`` of parsed arguments: the fields the user set (positional arguments named like
+    a field count too), ``fixed`` on top, then the family's recipe (``--recipe``, else ``recipe``: "auto"
+    for the task's kind, "none"; ``zoo.training.recipes``), the config's defaults for the rest."""
+    kw = {**explicit_options(args), **fixed}
+    from zoo.training import recipes
+
     try:
-        return TrainConfig(**kw)
+        return recipes.resolve(kw, kw.pop("recipe", None) or recipe)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
@@ -168,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, nargs="+", default=None, help="only these folds (no submission is written then)")
     p.add_argument("--results", default="results", help="root of the results tree (default results/)")
     add_config_options(p, exclude=("task", "fold", "seed"), required=("model", "backend"))
+
+    p = sub.add_parser("tune", help="grid search of a family's training recipe on validation folds (never the test split)")
+    p.add_argument("model", help="model family (zoo list)")
+    p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2",
+                   help="values to search, e.g. lr=1e-3,5e-3 loss=mse,l1 set.n_layers=2,3 (recipe options; set.KEY: model)")
+    p.add_argument("--folds", type=int, nargs="+", default=[0], help="folds whose validation split scores (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per fold (default 0); ranked by the median")
+    p.add_argument("--budget-minutes", type=float, default=None, help="start no run after this many minutes")
+    p.add_argument("--write", action="store_true", help="write the best recipe into the family's recipes.json")
+    p.add_argument("--out", dest="tune_out", default="runs/tune", help="root of the search folders (default runs/tune); a search called "
+                   "again there skips finished runs")
+    add_config_options(p, exclude=("model", "fold", "seed", "out"))
 
     p = sub.add_parser("demo", help=f"main job: {DEMO_MODEL} on {DEMO_TASK} fold 0, torch and jax, with plots")
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
@@ -262,11 +286,20 @@ def cmd_train(args) -> int:
     else:
         if not args.model:
             raise CLIError("name a model (zoo list), e.g. `zoo train cgcnn --task embedded_dielectric_iso`")
-        config = config_from_args(args)
-        _check_names(config.model, config.task)
+        _check_names(args.model, args.task)
+        config = config_from_args(args, recipe="auto")
+        _print_recipe(config)
         res = train(config)
     _print_result(res, _unit(res.summary["task"]))
     return 0
+
+
+def _print_recipe(config: TrainConfig) -> None:
+    from zoo.training import recipes
+
+    if config.recipe is not None:
+        values = ", ".join(f"{k}={v}" for k, v in recipes.applied(config).items())
+        print(f"recipe {config.recipe} ({values}); flags given here override it, --recipe none switches it off")
 
 
 def _unit(task_name: str) -> str:
@@ -300,9 +333,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    config = config_from_args(args)
-    _check_names(config.model, config.task)
+    _check_names(args.model, args.task)
+    config = config_from_args(args, recipe="auto")
+    _print_recipe(config)
     reproduce(config, seeds=args.seeds, folds=args.folds, results=args.results)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from zoo.training import tune
+
+    _check_names(args.model, args.task)
+    base = explicit_options(args)
+    recipe = base.pop("recipe", None) or "auto"
+    tune.tune(base, tune.parse_grid(args.grid), folds=args.folds, seeds=args.seeds, out=args.tune_out, recipe=recipe,
+              budget_minutes=args.budget_minutes, command=" ".join(["zoo", *args.argv]), write=args.write)
     return 0
 
 
@@ -428,6 +473,7 @@ def cmd_predict(args) -> int:
 COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "demo": cmd_demo,
             "report": cmd_report, "download": cmd_download, "predict": cmd_predict}
 COMMANDS["bench"] = cmd_bench
+COMMANDS["tune"] = cmd_tune
 
 
 def _calm_openmp() -> None:
@@ -469,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _calm_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for records (zoo tune's table)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)

@@ -25,6 +25,9 @@ One module per concern, in the order a run meets them:
 ``evaluate``       end-of-run predictions and plots, ``evaluate`` (only on the data the weights were made for)
 ``plots``          learning curve and parity plots
 ``reproduce``      every fold of a task -> matbench's ``results.json.gz`` + ``info.json`` (one writer at a time)
+``recipes``        each family's training recipe per task kind (``zoo/models/<family>/recipes.json``), resolved
+                   under the options a user sets, recorded in the run's config
+``tune``           ``zoo tune``: a grid search of a recipe on validation folds (the test split never read)
 =================  ================================================================================
 """
 from __future__ import annotations

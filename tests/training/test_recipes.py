@@ -1,0 +1,101 @@
+"""Family recipes: the shipped files, the precedence defaults < recipe < explicit, the record in config.json,
+old run folders, and the errors for an unknown recipe."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import ROOT, TINY
+from zoo.models import get_family, list_models
+from zoo.training import TrainConfig, UsageError, recipes
+
+
+@pytest.mark.parametrize("family", list_models())
+def test_every_shipped_recipe_is_valid_and_says_where_it_came_from(family):
+    found = recipes.family_recipes(family)
+    fam = get_family(family)
+    for kind, r in found.items():
+        kinds = {"tensor" if k.startswith("rank") else k for k in [kind]}
+        assert kinds <= set(fam.outputs), f"{family} has a {kind} recipe but predicts only {fam.outputs}"
+        config = TrainConfig(**r.fields)  # every value in range
+        fam.config(**config.model_overrides)  # model hyper-parameters the family knows
+        p = r.provenance
+        if p["validated"]:  # a searched recipe names its search, split and figure
+            assert "validation" in p["split"] and p["search"] and isinstance(p["value"], float)
+        else:  # an unsearched one says where its values come from instead
+            assert p["source"] and p["evidence"]
+
+
+def test_the_four_families_have_the_recipes_their_evidence_supports():
+    assert set(recipes.family_recipes("tfn")) == {"scalar"}
+    assert recipes.read_file("tfn")["pending"]["rank2"]  # the place for the rank-2 recipe being searched
+    tfn = recipes.family_recipes("tfn")["scalar"]
+    assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64} and tfn.provenance["validated"]
+    assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
+    assert set(recipes.family_recipes("pgnet")) == {"rank2"}
+    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn", "pgnet") for r in recipes.family_recipes(f).values())
+
+
+def test_precedence_defaults_then_recipe_then_explicit():
+    defaults = TrainConfig()
+    c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"})
+    assert (c.recipe, c.loss, c.lr, c.epochs) == ("tfn.scalar", "l1", 0.005, 40)
+    assert c.weight_decay == defaults.weight_decay  # not in the recipe: the default
+    c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d", "lr": 1e-3, "model_overrides": {"n_layers": 2}})
+    assert (c.recipe, c.loss, c.lr, c.model_overrides) == ("tfn.scalar", "l1", 1e-3, {"n_layers": 2})
+    c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"}, "none")
+    assert (c.recipe, c.loss, c.lr, c.epochs) == (None, defaults.loss, defaults.lr, defaults.epochs)
+    # A task kind without a recipe: the defaults, and nothing recorded.
+    c = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})
+    assert (c.recipe, c.lr) == (None, defaults.lr)
+
+
+def test_a_recipes_model_overrides_merge_key_by_key(monkeypatch):
+    r = recipes.Recipe("tfn", "scalar", {"lr": 0.005, "model_overrides": {"n_layers": 2, "lmax": 1}}, {"validated": False})
+    monkeypatch.setattr(recipes, "family_recipes", lambda family: {"scalar": r})
+    c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d", "model_overrides": {"lmax": 2}})
+    assert c.model_overrides == {"n_layers": 2, "lmax": 2}
+
+
+def test_unknown_or_pending_recipes_are_refused_with_a_hint():
+    with pytest.raises(UsageError, match="did you mean 'scalar'"):
+        recipes.resolve({"model": "cgcnn", "task": "matbench_jdft2d"}, "scalr")
+    with pytest.raises(UsageError, match="no rank2 recipe yet .*--recipe none"):
+        recipes.resolve({"model": "tfn", "task": "embedded_dielectric"}, "rank2")
+
+
+def test_a_recipe_sets_only_training_options_and_carries_its_provenance():
+    with pytest.raises(UsageError, match="cannot set \\['fold'\\]"):
+        recipes.check_recipe({"fields": {"fold": 2}, "provenance": {"validated": False, "date": "x"}}, "f")
+    with pytest.raises(UsageError, match="lacks \\['date'\\]"):
+        recipes.check_recipe({"fields": {"lr": 1e-3}, "provenance": {"validated": False}}, "f")
+    with pytest.raises(UsageError, match="lr"):
+        recipes.check_recipe({"fields": {"lr": -1.0}, "provenance": {"validated": False, "date": "x"}}, "f")
+
+
+def test_an_old_run_config_without_a_recipe_loads_as_before():
+    old = json.loads((ROOT / "results/tfn/diagnosis/jdft2d_l1_lr5e-3_f0_seed0/config.json").read_text())["train"]
+    assert "recipe" not in old
+    c = TrainConfig.from_dict(old)
+    assert c.recipe is None and (c.loss, c.lr, c.epochs) == ("l1", 0.005, 40)
+
+
+def test_the_command_line_applies_and_records_the_recipe(tmp_path, task, capsys):
+    from zoo.cli import build_parser, config_from_args
+    from zoo.training import train
+
+    args = build_parser().parse_args(["train", "tfn", "--task", "matbench_jdft2d", "--epochs", "2"])
+    c = config_from_args(args, recipe="auto")
+    assert (c.recipe, c.loss, c.lr, c.epochs) == ("tfn.scalar", "l1", 0.005, 2)
+    args = build_parser().parse_args(["train", "tfn", "--task", "matbench_jdft2d", "--recipe", "none"])
+    assert config_from_args(args, recipe="auto").recipe is None
+
+    # The run folder records the recipe's name and the resulting fields, and resumes from them alone.
+    c = recipes.resolve({"model": "cgcnn", "task": "toy_volume", "epochs": 1, "batch_size": 8, "out": str(tmp_path),
+                         "progress": False, "graph_cache": False, "model_overrides": dict(TINY)}, target=task.spec.target)
+    res = train(c, task=task)
+    saved = json.loads((res.run_dir / "config.json").read_text())["train"]
+    assert saved["recipe"] == "cgcnn.scalar" and saved["patience"] == 50 and saved["epochs"] == 1
+    resumed = train(task=task, resume=res.run_dir, epochs=2)
+    assert resumed.config.recipe == "cgcnn.scalar" and resumed.summary["epochs_run"] == 2

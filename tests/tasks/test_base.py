@@ -391,6 +391,8 @@ def test_embedded_dataset_parallel_equals_serial():
     for u, v in zip(serial["dielectric"], parallel["dielectric"]):
         np.testing.assert_array_equal(u, v)
     assert serial.attrs["rejected"] == parallel.attrs["rejected"]
+    # generated in the workers too: the very same structures (their dicts, floats bit for bit)
+    assert [t.as_dict() for t in serial["structure"]] == [t.as_dict() for t in parallel["structure"]]
 
 
 def test_embedded_dielectric_tensor_task_end_to_end(tmp_path):

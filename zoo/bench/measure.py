@@ -46,6 +46,7 @@ from zoo.training.adapter import index_batches
 from zoo.training.data import load_fold
 
 from . import plan
+from .phases import Phases
 
 # The suite's fixed crystals for the symmetry checks: the embedded generator's, seeded, small cells
 # (a float64 check runs every crystal through 5 transformations, supercells double the atoms).
@@ -105,18 +106,27 @@ class Steps:
     """One model in one backend through the trainer's adapter, on fixed batches of ``graphs``.
 
     ``y``: standardised targets (only their shape matters for timing). ``n_batches`` caps the batches
-    (the trainer's ``index_batches``, so a family's batch groups apply). ``plant``: a test hook that runs
+    (the trainer's ``index_batches``, so a family's batch groups apply); ``jax_padding`` as
+    ``TrainConfig``'s. ``prime``: graphs batched before the timed batches and dropped, as the training
+    loop batches its validation set right after ``init``: a padding policy that grows with the batches
+    it sees (``FixedPolicy``) then pads the timed batches as the run padded its first steps, and JAX's
+    compilation cache (``zoo bench``) gives back the run's compiled steps. ``plant``: a test hook that runs
     the model's forward pass twice (``zoo.bench.gate``: a planted 2x slowdown; never a production path).
     """
 
     def __init__(self, model: str, backend: str, model_config, graphs: Sequence, y: np.ndarray, batch_size: int,
-                 n_batches: int | None = None, dtype: str = "float32", seed: int = 0, lr: float = 1e-3, plant: bool = False):
-        config = TrainConfig(model=model, backend=backend, batch_size=batch_size, dtype=dtype, seed=seed, lr=lr, progress=False)
+                 n_batches: int | None = None, dtype: str = "float32", seed: int = 0, lr: float = 1e-3, plant: bool = False,
+                 jax_padding: str = "buckets", prime: Sequence | None = None):
+        config = TrainConfig(model=model, backend=backend, batch_size=batch_size, dtype=dtype, seed=seed, lr=lr, progress=False,
+                             jax_padding=jax_padding)
         self.backend, self.lr = backend, lr
         self.adapter = get_adapter(backend)(model, model_config, config, "mse")
         self.adapter.init(list(graphs[:batch_size]))
         if plant:
             plant_slowdown(self.adapter)
+        if prime is not None:  # batched and dropped, in the training loop's order (see the class docstring)
+            for b in index_batches(self.adapter, list(prime), batch_size):
+                self.adapter.make_batch([prime[i] for i in b], None)
         idx = index_batches(self.adapter, list(graphs), batch_size)[:n_batches]
         self.batches = [self.adapter.make_batch([graphs[i] for i in b], y[b]) for b in idx]
         self.n_structures = int(sum(len(b) for b in idx))
@@ -214,7 +224,7 @@ def timed_ratios(steps: Steps, calibrate: Callable[[], float], repeats: int = 5)
 # =============================================================================================== training
 def short_training(model: str, backend: str, task: str | None = None, seed: int = 0, *, task_object=None,
                    out: str = "runs/bench", progress: bool = False, timing_batches: int = 3, timing_repeats: int = 3,
-                   **overrides: Any) -> dict[str, Any]:
+                   phases: Phases | None = None, **overrides: Any) -> dict[str, Any]:
     """The main job's fixed-seed short training of ``model`` in ``backend`` on ``task`` (default: the
     family's bench task, ``plan.bench_task``), fold 0, with the family's bench recipe (``plan.recipe``)
     and ``overrides`` on top (``TrainConfig`` fields: ``epochs=3``, ``model_overrides={...}``,
@@ -224,13 +234,24 @@ def short_training(model: str, backend: str, task: str | None = None, seed: int 
     mean), every test metric, the symmetry violation of the test predictions (tensor tasks, else None),
     epochs, parameters, the run's compile time (``compile_s``: the time its compiling epochs took
     beyond a steady epoch), the training and inference throughput on the training set in steady state
-    (structures/s, ``Steps`` after a warm-up), the run folder and the wall time.
+    (structures/s, ``Steps`` after a warm-up), the run folder and the wall time. ``phases`` (a ``Phases``)
+    receives "training" (data, model, epochs with their validation), "evaluation" (the best weights'
+    validation and test predictions, run files) and "throughput"; they are returned as ``phases``.
     """
     t0 = time.perf_counter()
+    phases = phases if phases is not None else Phases()
     task = task or plan.bench_task(model)
     config = plan.train_config(model, backend, task, seed=seed, out=out, progress=progress, **overrides)
     records: list[dict[str, Any]] = []
-    res = train(config, task=task_object, on_epoch_end=records.append)
+    marks = [phases.mark()]
+
+    def epoch_end(record: dict[str, Any]) -> None:
+        records.append(record)
+        marks.append(phases.mark())
+
+    res = train(config, task=task_object, on_epoch_end=epoch_end)
+    phases.between("training", marks[0], marks[-1])
+    phases.between("evaluation", marks[-1], phases.mark())
     summary = res.summary
     spec = tasks.spec(res.config.task) if task_object is None else task_object.spec
     metric = spec.metrics[0]
@@ -238,13 +259,16 @@ def short_training(model: str, backend: str, task: str | None = None, seed: int 
     t_train = time.perf_counter() - t0
 
     # Steady-state throughput on the fold's training graphs (cached: the run just built them).
-    fitted = run_model_config(res.run_dir, model)
-    data = load_fold(task_object or plan.fold_task(res.config), res.config.fold, res.config, fitted.graph_spec())
-    y = np.random.default_rng(seed).standard_normal((len(data.train),) + tuple(spec.target.shape or ()))
-    steps = Steps(model, backend, fitted, data.train.graphs, y, res.config.batch_size,
-                  n_batches=timing_batches, seed=seed, lr=res.config.lr)
-    steps.warm_up()
-    timing = timed_ratios(steps, calibration(backend), repeats=timing_repeats)
+    with phases("throughput"):
+        fitted = run_model_config(res.run_dir, model)
+        data = load_fold(task_object or plan.fold_task(res.config), res.config.fold, res.config, fitted.graph_spec())
+        y = np.random.default_rng(seed).standard_normal((len(data.train),) + tuple(spec.target.shape or ()))
+        # The run's padding, primed as the run's was: the same padded shapes as its training (when the timed
+        # batches fit the shape of its first steps), whose compiled steps JAX's compilation cache gives back.
+        steps = Steps(model, backend, fitted, data.train.graphs, y, res.config.batch_size, n_batches=timing_batches,
+                      seed=seed, lr=res.config.lr, jax_padding=res.config.jax_padding, prime=data.val.graphs)
+        steps.warm_up()
+        timing = timed_ratios(steps, calibration(backend), repeats=timing_repeats)
     return {
         "model": model, "backend": backend, "task": spec.name, "seed": seed, "fold": res.config.fold,
         "metric": metric, "value": test.get(metric), "floor": floor.get(metric), "higher_is_better": metric in HIGHER_IS_BETTER,
@@ -258,7 +282,7 @@ def short_training(model: str, backend: str, task: str | None = None, seed: int 
         "timing": timing, "training_s": t_train, "run_dir": str(res.run_dir),
         "recipe": {"batch_size": res.config.batch_size, "lr": res.config.lr, "epochs": res.config.epochs,
                    "model_overrides": dict(res.config.model_overrides), "task_kwargs": dict(res.config.task_kwargs)},
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": time.perf_counter() - t0, "phases": phases.table,
     }
 
 
@@ -305,14 +329,42 @@ def model_config(model: str, target: TargetSpec | None = None, **model_overrides
 
 def equivariance_error(model: str, backend: str, dtype: str = "float64", config=None, n_crystals: int = 3,
                        checks: Sequence[str] = ("rotation", "improper", "translation", "permutation", "supercell"),
-                       n_trials: int = 1, seed: int = 0) -> float:
-    """Largest relative error of ``zoo.testing.equivariance_errors`` over ``checks`` (random weights,
-    ``check_crystals(n_crystals)``; the rank of the config's target)."""
+                       n_trials: int = 1, seed: int = 0, weights=None) -> float:
+    """Largest relative error of ``zoo.testing.equivariance_errors`` over ``checks`` (``check_crystals(n_crystals)``;
+    the rank of the config's target); ``weights`` as ``zoo.testing.predictor`` (None: random init seeded by ``seed``)."""
+    return equivariance_and_output(model, backend, dtype, config, n_crystals, checks, n_trials, seed, weights)[0]
+
+
+def equivariance_and_output(model: str, backend: str, dtype: str = "float64", config=None, n_crystals: int = 3,
+                            checks: Sequence[str] = ("rotation", "improper"), n_trials: int = 1, seed: int = 0,
+                            weights=None) -> tuple[float, np.ndarray]:
+    """``equivariance_error`` and the model's outputs on the untransformed ``check_crystals`` (the check's
+    first prediction): with the same ``weights`` in both backends, the two outputs are the backend parity,
+    at the cost of no further compilation."""
     config = config or model_config(model)
-    rank = _rank(config)
-    predict = predictor(model, backend, config, dtype=dtype, seed=seed)
-    errors = equivariance_errors(predict, check_crystals(n_crystals), rank, n_trials=n_trials, seed=seed, checks=checks)
-    return float(max(errors.values()))
+    predict = predictor(model, backend, config, weights=weights, dtype=dtype, seed=seed)
+    first: list[np.ndarray] = []
+
+    def recorded(structures: list) -> np.ndarray:
+        out = predict(structures)
+        if not first:
+            first.append(np.asarray(out, dtype=np.float64))
+        return out
+
+    errors = equivariance_errors(recorded, check_crystals(n_crystals), _rank(config), n_trials=n_trials, seed=seed, checks=checks)
+    return float(max(errors.values())), first[0]
+
+
+def check_weights(model: str, config, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random weights of ``config`` (the torch model's initialiser, torch names), for checks that
+    need the same weights in both backends."""
+    import torch
+
+    from zoo.models import build
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return {k: v.detach().cpu().numpy().copy() for k, v in build(model, "torch", config).state_dict().items()}
 
 
 def _rank(config) -> int:
@@ -344,6 +396,7 @@ def symmetry_violation(model: str, backend: str, dtype: str = "float32", config=
 
 
 __all__ = [
-    "Steps", "bench_target", "calibration", "check_crystals", "compile_seconds", "equivariance_error", "model_config",
+    "Steps", "bench_target", "calibration", "check_crystals", "check_weights", "compile_seconds", "equivariance_and_output",
+    "equivariance_error", "model_config",
     "parity_error", "plant_slowdown", "short_training", "symmetry_violation", "timed_ratios",
 ]

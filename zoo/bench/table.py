@@ -95,14 +95,21 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plot_name: st
         "(seed 0, recipe per family in `zoo/bench/plan.py`), next to the floor (always the training mean). "
         "Lower is better for MAE.",
         "- **equiv f64 / f32**: largest relative error of f(g·S) against g·f(S) under a random rotation and an "
-        "improper rotation (`zoo.testing.equivariance_errors`), random weights, 3 fixed crystals.",
-        "- **parity f64 / f32**: torch against JAX on the same weights and batch (`zoo.testing.backend_parity_errors`), "
-        "outputs; one figure per family.",
+        "improper rotation (`zoo.testing.equivariance_errors`), random weights (torch's seeded initialiser, the same in "
+        "both backends), 3 fixed crystals.",
+        "- **parity f64 / f32**: torch against JAX on those same weights and crystals (the equivariance check's "
+        "predictions of the untransformed crystals, `zoo.testing.relative_error`), outputs; one figure per family.",
         "- **sym viol**: mean ||T - Sym_G T|| / ||T|| of the trained model's test predictions (tensor tasks only).",
         "- **train / infer str/s**: structures per second in steady state (after a warm-up pass), the trainer's "
-        "adapter on the fold's training batches; **compile s**: what the run's compiling epochs took beyond a "
-        "steady epoch (JAX; torch does not compile).",
+        "adapter on the fold's training batches, JAX at the run's padding (`jax_padding`, one padded shape per run "
+        "in the bench); **compile s**: what the run's compiling epochs took beyond a steady epoch (JAX; torch does "
+        "not compile).",
     ]
+    if any(r.get("phases") for r in rows):
+        lines += ["", "Where the time went (each cell: wall seconds / CPU seconds of the process and its finished "
+                  "workers, user + system / XLA compilations, `zoo.bench.phases`; the data row is the generation, "
+                  "labelling and caching of the embedded data set, nothing when cached):", "",
+                  phase_table(rows, meta.get("data_phases"))]
     recipes = meta.get("recipes")
     if recipes:
         lines += ["", "Recipes (`TrainConfig` fields per family):", ""]
@@ -110,6 +117,27 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plot_name: st
     if plot_name:
         lines += ["", f"![accuracy against throughput]({plot_name})"]
     return "\n".join(lines) + "\n"
+
+
+# The phases of a row (``zoo.bench.phases``), in the order they run.
+PHASES = ("training", "evaluation", "throughput", "equivariance_f64", "equivariance_f32", "parity")
+
+
+def phase_table(rows: Sequence[dict[str, Any]], data: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown: per row and phase "wall s / CPU s / XLA compilations", the data generation first."""
+    headers = ["family", "backend"] + list(PHASES) + ["row wall s"]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+
+    def fmt(p: dict[str, float] | None) -> str:
+        return "-" if not p else f"{p['wall_s']:.1f} / {p['cpu_s']:.1f} / {int(p['compiles'])}"
+
+    if data and "data" in data:
+        out.append("| data | (both tasks) | " + fmt(data["data"]) + " |" + " |" * (len(PHASES) - 1) + f" {data['data']['wall_s']:.0f} |")
+    for r in rows:
+        ph = r.get("phases") or {}
+        out.append("| " + " | ".join([r["model"], r["backend"]] + [fmt(ph.get(k)) for k in PHASES]
+                                      + [cell(r, "wall_s", ".0f")]) + " |")
+    return "\n".join(out)
 
 
 def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:

@@ -64,6 +64,9 @@ class TrainConfig:
     patience_lr_fraction: float = option(0.1, help="early stopping counts only epochs whose LR has decayed to this fraction of the way from its floor to --lr (1 = from the start)")
     grad_clip: float = option(0.0, help="largest global gradient norm, 0 = off")
     loss: Literal["auto", "mse", "l1", "bce"] = option("auto", help="training loss (auto: mse; bce for classes)")
+    # Why only an isotropic centre keeps a tensor model equivariant: zoo.training.targets (module docstring).
+    tensor_center: Literal["none", "isotropic"] = option(
+        "none", help="tensor targets: subtract nothing or the isotropic part of the training mean (e.g. Tr/3 * I) before scaling")
     seed: int = option(0, help="seed of init, shuffling and dropout")
     split_seed: int = option(0, help="seed of the validation split (tasks without a fixed one)")
     val_fraction: float = option(0.1, help="share of a fold's training data held out for validation")
@@ -72,6 +75,11 @@ class TrainConfig:
     # Data parallelism (zoo.training.distributed / parallel_jax): torch through torchrun's variables, jax
     # over a device mesh; --batch-size stays the global batch, so the steps see the same graphs.
     jax_devices: int = option(1, help="jax: shard each batch over this many devices, parameters replicated (0 = all)")
+    # Each padded shape is one XLA compilation (zoo.graphs.batch: BucketPolicy, FixedPolicy); a short run's
+    # cost is mostly compiling, a long run's mostly steps on padding.
+    jax_padding: Literal["buckets", "fixed"] = option(
+        "buckets", help="jax: padded batch shapes; buckets: a few sizes that fit each batch (long runs), fixed: one "
+        "shape grown only when a batch does not fit (short runs, where compiling costs more than padding)")
     dist_timeout_s: float = option(600.0, help="torchrun: seconds a rank waits for the others before the run stops with an error")
     out: str = option("runs", help="folder that receives the run folders")
     data_dir: str | None = option(None, help="folder with local data files (matbench: <task>.json.gz; also MATMINER_DATA)")
@@ -83,6 +91,10 @@ class TrainConfig:
     full_data: bool = option(False, help="train on all of the task's data (the fold's test set too); no test metrics")
     graph_cache: bool = option(True, flag="--no-graph-cache", help="do not cache featurised graphs on disk")
     progress: bool = option(True, flag="--no-progress", help="no progress bars")
+    # The family recipe whose fields this config took ("tfn.scalar"), set by zoo.training.recipes.resolve; the
+    # fields themselves are recorded above, so a run replays without the recipe file. None: no recipe.
+    recipe: str | None = option(None, help="family recipe (zoo/models/<family>/recipes.json): a task kind (scalar, rank2, ...) "
+                                "or none; zoo train/reproduce/tune default to the one for the task's kind")
 
     def __post_init__(self) -> None:
         """Every option checked before any work starts: its type, its choices and its range."""

@@ -2,8 +2,9 @@
 
 - **Batches** are padded by ``zoo.graphs.BucketPolicy`` (every index set rounded up to a few bucket
   sizes, already compiled shapes reused, ``n_graphs = batch_size + 1``), so ``jax.jit`` compiles a
-  handful of times per run; the adapter counts the traces (``compilations``) and the loop logs how
-  many happen in each epoch. The learning rate is an ``optax.inject_hyperparams`` argument, so the
+  handful of times per run; with ``TrainConfig.jax_padding="fixed"`` by ``FixedPolicy`` (one shape
+  for every batch: short runs, ``zoo bench``). The adapter counts the traces (``compilations``) and
+  the loop logs how many happen in each epoch. The learning rate is an ``optax.inject_hyperparams`` argument, so the
   schedule never recompiles.
 - **float64** is switched on only around the adapter's own work (``jax.enable_x64`` as a context,
   which is thread-local): the process-wide ``jax_enable_x64`` flag that other code sees is left alone.
@@ -25,6 +26,7 @@ import optax
 from zoo.backend import jax as xp  # array ops of zoo.nn's backend-neutral math
 from zoo.backend.params import flax_from_torch, torch_from_flax
 from zoo.graphs import BucketPolicy, collate
+from zoo.graphs.batch import FixedPolicy
 from zoo.models import build
 from zoo.nn.losses import class_logit, per_graph_loss
 
@@ -60,7 +62,8 @@ class JaxAdapter(Adapter):
         self.model_name, self.model_config, self.config, self.loss = model_name, model_config, config, loss
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         # One spare graph slot: the last graph of every padded batch is padding, whatever the batch.
-        self.padding = BucketPolicy(n_graphs=config.batch_size + 1)
+        policy = FixedPolicy if config.jax_padding == "fixed" else BucketPolicy
+        self.padding = policy(n_graphs=config.batch_size + 1)
         self.compilations = 0
         self.key = jax.random.PRNGKey(config.seed)
         self._step = 0

@@ -16,8 +16,8 @@ catastrophe (``PolarizationCatastrophe``: the Clausius-Mossotti denominator vani
 infinite or negative) is rejected, so the frame has ``n - n_rejected`` rows. ``df.attrs`` records
 ``n_candidates``, ``n_rejected``, ``rejected_share`` and ``rejected`` ({id: reason}).
 
-Deterministic: the same (n, seed) gives the same rows, in the generator's order, whether labelled in
-one process or two. Cached as gzip JSON (no pickle) in ``$ZOO_CACHE/tasks`` (default
+Deterministic: the same (n, seed) gives the same rows, in the generator's order, whether generated and
+labelled in one process or several. Cached as gzip JSON (no pickle) in ``$ZOO_CACHE/tasks`` (default
 ``~/.cache/crystal-zoo/tasks``), keyed by (n, seed, DATASET_VERSION and the VERSION of the physics
 modules: ``VERSION`` where a module defines one, "0" otherwise). Bump ``DATASET_VERSION`` when a change
 here can change a label.
@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 DATASET_VERSION = "1"
 CACHE_FORMAT = 2  # 2: the elastic column is always present
 COLUMNS = ("structure", "dielectric", "eps_iso", "elastic", "spacegroup", "point_group", "crystal_system")
-# Parallel labelling pays off only past a few dozen crystals (a spawned worker imports numpy,
-# pymatgen and the physics modules first, about a second).
+# Parallel generation and labelling pay off only past a few dozen crystals (a spawned worker imports
+# numpy, pymatgen and the physics modules first, about a second).
 PARALLEL_MIN = 64
 # Failures of the elastic model that mark one crystal's elastic tensor as missing (NaN) instead of
 # aborting the build; anything else is a bug and propagates.
@@ -112,20 +112,43 @@ def _label(payload: tuple[str, dict]) -> dict[str, Any]:
     return out
 
 
-def _label_all(payloads: list[tuple[str, dict]], workers: int, progress: bool) -> list[dict[str, Any]]:
+def _label_all(payloads: list[tuple[str, dict]], progress: bool) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
-    bar = dict(total=len(payloads), desc="labelling embedded crystals", disable=not progress, unit="crystal")
-    if workers <= 1 or len(payloads) < PARALLEL_MIN:
-        return [_label(p) for p in tqdm(payloads, **bar)]
+    return [_label(p) for p in tqdm(payloads, total=len(payloads), desc="labelling embedded crystals", disable=not progress,
+                                    unit="crystal")]
+
+
+def _generate_and_label(chunk: tuple[int, int, int]) -> list[tuple[Any, dict[str, Any]]]:
+    """Crystals ``start .. start+n-1`` of ``seed`` and their labels, for a worker process: generation is
+    per crystal (crystal k's random stream depends on (seed, k) only), so a chunk gives the same crystals
+    as the whole list, and the labels are ``_label``'s on the same structure dicts."""
+    n, seed, start = chunk
+    crystals = _physics()["generate_crystals"](n, seed, progress=False, start=start)
+    return [(c, _label((str(c.id), c.structure.as_dict()))) for c in crystals]
+
+
+def _generate_and_label_all(n: int, seed: int, workers: int, progress: bool) -> tuple[list, list[dict[str, Any]]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    from tqdm.auto import tqdm
+
+    # Generation (~13 ms CPU per crystal) runs in the workers next to the labelling (~45 ms), not before
+    # it in this process: the whole build then uses every worker. Chunks of ~1/16 of a worker's share
+    # balance the load (crystals differ in size) at little pickling cost.
+    size = max(1, n // (workers * 16))
+    chunks = [(min(size, n - start), seed, start) for start in range(0, n, size)]
+    crystals, labels = [], []
     # spawn, not fork: the parent may hold torch / jax thread pools, which fork can deadlock.
-    chunk = max(1, len(payloads) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        # map keeps the input order, so the result does not depend on which worker labels what.
-        return list(tqdm(ex.map(_label, payloads, chunksize=chunk), **bar))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex, \
+            tqdm(total=n, desc="generating and labelling embedded crystals", disable=not progress, unit="crystal") as bar:
+        # map keeps the input order, so the result does not depend on which worker made what.
+        for done in ex.map(_generate_and_label, chunks):
+            crystals += [c for c, _ in done]
+            labels += [lab for _, lab in done]
+            bar.update(len(done))
+    return crystals, labels
 
 
 def default_workers() -> int:
@@ -217,7 +240,7 @@ def build_embedded_dataset(
         seed: generator seed.
         progress: show a tqdm bar while labelling.
         cache: read / write the gzip JSON cache (``cache_path(n, seed)``).
-        workers: labelling processes (default min(2, cpus); 1 = in this process).
+        workers: generating and labelling processes (default min(2, cpus); 1 = in this process).
         cache_directory: override ``$ZOO_CACHE/tasks``.
     """
     if n < 1:
@@ -230,15 +253,19 @@ def build_embedded_dataset(
             logger.info("embedded data set (n=%d, seed=%d): %d crystals from cache %s", n, seed, len(df), path)
             return df
 
-    phys = _physics()
-    crystals = list(phys["generate_crystals"](n, seed, progress=progress))
+    workers = workers if workers is not None else default_workers()
+    if workers > 1 and n >= PARALLEL_MIN:
+        crystals, labels = _generate_and_label_all(n, seed, workers, progress)
+    else:
+        crystals = list(_physics()["generate_crystals"](n, seed, progress=progress))
+        labels = None
     if len(crystals) != n:
         raise RuntimeError(f"generate_crystals({n}, {seed}) returned {len(crystals)} crystals, expected {n}")
     ids = [str(c.id) for c in crystals]
     if len(set(ids)) != len(ids):
         raise RuntimeError(f"generate_crystals({n}, {seed}) returned duplicated ids")
-    payloads = [(cid, c.structure.as_dict()) for cid, c in zip(ids, crystals)]
-    labels = _label_all(payloads, workers if workers is not None else default_workers(), progress)
+    if labels is None:
+        labels = _label_all([(cid, c.structure.as_dict()) for cid, c in zip(ids, crystals)], progress)
 
     records, rejected, elastic_failed = [], {}, {}
     for c, lab in zip(crystals, labels):

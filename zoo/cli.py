@@ -45,7 +45,7 @@ from zoo.core.io import DISK_FULL
 from zoo.models import get_family, list_models
 from zoo.training import TrainConfig, UsageError, evaluate, reproduce, train
 from zoo.training.adapter import check_backend
-from zoo.training.config import field_types
+from zoo.training.config import field_types, parse_value
 from zoo.training.data import build_task
 
 log = logging.getLogger("zoo")
@@ -66,26 +66,13 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------------------------------ parsing
-def _value(text: str) -> Any:
-    """'3' -> 3, '0.5' -> 0.5, 'true' -> True, 'none' -> None, '[1,2]' -> [1, 2], else the string."""
-    low = text.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _pairs(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or ():
         if "=" not in item:
             raise CLIError(f"{what} expects KEY=VALUE, got {item!r} (e.g. {what} n_conv=4)")
         k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = _value(v)
+        out[k.strip().replace("-", "_")] = parse_value(v)
     return out
 
 

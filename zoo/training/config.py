@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import json
 import math
 import os
 import types
@@ -250,3 +251,17 @@ def check_arguments(values: dict[str, Any], target: Callable | type, what: str, 
         if not conforms(value, annotation):
             raise UsageError(f"{what}: {flag} {key}={value!r} must be {describe_type(annotation)}, "
                              f"not {type(value).__name__}")
+
+
+def parse_value(text: str):
+    """A command-line value: '3' -> 3, '5e-3' -> 0.005, 'true' -> True, 'none' -> None, '[1,2]' -> [1, 2],
+    else the string (stripped). One rule for ``--set``, ``--task-arg`` and ``zoo tune --grid``."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()

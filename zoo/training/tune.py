@@ -42,7 +42,7 @@ import pandas as pd
 from zoo.core.io import write_json, write_text
 
 from . import recipes
-from .config import TrainConfig, TrainingError, UsageError
+from .config import TrainConfig, TrainingError, UsageError, parse_value
 from .data import build_task
 from .loop import train
 
@@ -99,19 +99,6 @@ def _check_no_test(summary: dict[str, Any], run_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the grid
-def parse_value(text: str) -> Any:
-    """'3' -> 3, '5e-3' -> 0.005, 'true' -> True, 'none' -> None, '[1,2]' -> [1, 2], else the string."""
-    low = text.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text.strip()
-
-
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``["lr=1e-3,5e-3", "loss=mse,l1", "set.n_layers=2,3"]`` -> ``{"lr": [0.001, 0.005], ...}``, every key
     checked (a recipe field or ``set.KEY``) with a did-you-mean."""

@@ -43,6 +43,84 @@ def test_normalizer_tensor_commutes_with_rotations():
 
 
 
+def _dielectric_like(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    T = rng.normal(size=(n, 3, 3))
+    return T + T.transpose(0, 2, 1) + 9.5 * np.eye(3)  # mean isotropic part ~9.5, like embedded_dielectric
+
+
+def test_isotropic_centre_is_the_trace_of_the_training_mean_and_round_trips():
+    from zoo.training import TargetNormalizer
+
+    T = _dielectric_like(30, 2)
+    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
+    n = TargetNormalizer.fit(T, spec, "isotropic")
+    np.testing.assert_allclose(n.mean, np.trace(T.mean(0)) / 3 * np.eye(3), rtol=1e-13)
+    z = n.forward(T)
+    assert np.mean(z**2) == pytest.approx(1.0, rel=1e-12)  # unit rms component after centring
+    assert abs(np.mean(np.trace(z, axis1=1, axis2=2))) < 1e-12  # the isotropic mean is gone
+    assert n.scale < TargetNormalizer.fit(T, spec).scale / 2  # the uncentred scale is dominated by 9.5 I
+    np.testing.assert_allclose(n.inverse(z), T, rtol=0, atol=1e-12)
+    # The run folder's record (config.json "normalizer") restores the very same normaliser.
+    back = TargetNormalizer.from_dict(json.loads(json.dumps(n.to_dict())))
+    assert back.to_dict() == n.to_dict() and np.array_equal(back.inverse(z), n.inverse(z))
+
+
+def test_isotropic_centre_commutes_with_rotations_and_reflections():
+    """Only an O(3)-invariant centre keeps the standardised target equivariant: centring a rotated
+    training set gives the rotated centred tensors (improper rotation, det -1)."""
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+    from zoo.training import TargetNormalizer
+
+    T = _dielectric_like(20, 3)
+    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
+    R = Rotation.random(random_state=5).as_matrix() * -1.0
+    TR = np.stack([rotate_tensor(t, R) for t in T])
+    n, n_rot = TargetNormalizer.fit(T, spec, "isotropic"), TargetNormalizer.fit(TR, spec, "isotropic")
+    np.testing.assert_allclose(n_rot.mean, n.mean, atol=1e-12)
+    np.testing.assert_allclose(n_rot.forward(TR), np.stack([rotate_tensor(z, R) for z in n.forward(T)]), atol=1e-12)
+    # the full mean tensor would not: it is anisotropic for this set, so it is not what is subtracted
+    assert np.abs(T.mean(0) - n.mean).max() > 0.1
+
+
+def test_isotropic_centre_of_odd_and_fourth_rank_tensors():
+    from zoo.tensors import isotropic_part
+    from zoo.training import TargetNormalizer
+
+    rng = np.random.default_rng(4)
+    e = rng.normal(size=(10, 3, 3, 3)) + 1.0
+    e = (e + e.transpose(0, 1, 3, 2)) / 2
+    piezo = TargetNormalizer.fit(e, TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj"), "isotropic")
+    assert np.abs(piezo.mean).max() < 1e-12  # no invariant in an odd-rank (polar) tensor
+    C = rng.normal(size=(10, 3, 3, 3, 3))
+    C = sum(C.transpose(0, *p) for p in [(1, 2, 3, 4), (2, 1, 3, 4), (3, 4, 1, 2), (4, 3, 2, 1)])
+    formula = "ijkl=jikl=klij"
+    el = TargetNormalizer.fit(C, TargetSpec("C", kind="tensor", rank=4, formula=formula), "isotropic")
+    np.testing.assert_allclose(el.mean, isotropic_part(C.mean(0), formula), atol=1e-12)
+    assert np.abs(el.mean).max() > 0.1
+
+
+def test_old_runs_keep_their_uncentred_normaliser():
+    """A config.json written before tensor_center existed has no such field and a zero mean: it loads as
+    "none", and its normaliser (stored in full) undoes exactly what it did."""
+    from zoo.training import TargetNormalizer, TrainConfig
+    from zoo.training.config import UsageError
+
+    old = TrainConfig().to_dict()
+    del old["tensor_center"]
+    assert TrainConfig.from_dict(old).tensor_center == "none"
+    stored = {"kind": "tensor", "mean": np.zeros((3, 3)).tolist(), "scale": 12.5}
+    n = TargetNormalizer.from_dict(stored)
+    z = np.arange(9.0).reshape(1, 3, 3)
+    np.testing.assert_array_equal(n.inverse(z), z * 12.5)
+    with pytest.raises(UsageError, match="tensor_center"):
+        TrainConfig(tensor_center="full")
+    with pytest.raises(ValueError, match="tensor_center"):
+        TargetNormalizer.fit(_dielectric_like(3, 0), TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji"), "mean")
+
+
 def test_class_scores_use_matbench_threshold():
     """One threshold everywhere: a probability of exactly 0.5 is the negative class (matbench: p > 0.5),
     so a run folder's accuracy and a recorded matbench score cannot disagree."""

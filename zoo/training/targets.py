@@ -1,9 +1,17 @@
 """What training does with a task's target: standardise it, pick the loss, score predictions.
 
 - **Standardisation.** Scalars are standardised with the training mean and standard deviation. Tensors
-  are only *scaled*, by the root-mean-square component ``sqrt(mean_n |T_n|_F^2 / 3^rank)``: the
-  Frobenius norm is O(3)-invariant and no mean is subtracted, so an equivariant model stays
-  equivariant on the scaled target. Binary classes are not scaled (the model outputs a logit).
+  are *scaled* by the root-mean-square component ``sqrt(mean_n |T_n - M|_F^2 / 3^rank)``, the Frobenius
+  norm being O(3)-invariant. ``M`` is zero (``TrainConfig.tensor_center="none"``, the default) or the
+  isotropic part of the training mean (``"isotropic"``: its 0e irreps, e.g. Tr(ε)/3 · I for a dielectric
+  tensor, zero for an odd rank). Only these are allowed because ``M`` must be invariant under every
+  rotation and reflection: ``g·(T - M) = g·T - M`` then, so an equivariant model stays equivariant on
+  the standardised target; the full mean tensor is not (a model would have to produce it in every
+  orientation of every crystal). Why centre at all: without it the network must build the mean
+  permittivity from an output that starts at rms ~0.2 (embedded_dielectric fold 0: Tr/3 of the mean is
+  11.1, the rms component 7.6 uncentred and 4.0 centred; results/tfn/TENSOR.md). ``M`` is stored in the normaliser's
+  ``mean``, so a run folder's ``normalizer`` undoes itself whichever rule wrote it. Binary classes are
+  not scaled (the model outputs a logit).
 - **Loss.** ``auto`` is the mean squared error, binary cross-entropy on the logit for classes.
 - **Scores** are ``zoo.tasks.metrics``'s, the ones a task records (classes: matbench's threshold p > 0.5).
 """
@@ -16,27 +24,38 @@ import numpy as np
 
 from zoo.tasks.metrics import classification_metrics, scalar_metrics, tensor_metrics
 from zoo.tasks.spec import TargetSpec
+from zoo.tensors import default_formula, isotropic_part
 
 from .config import TrainConfig
+
+TENSOR_CENTERS = ("none", "isotropic")
 
 
 @dataclass
 class TargetNormalizer:
-    """y_model = (y - mean) / scale (see the module docstring for why tensors get a scale only)."""
+    """y_model = (y - mean) / scale (see the module docstring for what a tensor's mean may be)."""
 
     kind: str  # "scalar" | "tensor" | "class"
     mean: np.ndarray  # () for scalars, target shape for tensors (zeros), () zero for classes
     scale: float
 
     @classmethod
-    def fit(cls, y: np.ndarray, target: TargetSpec) -> "TargetNormalizer":
+    def fit(cls, y: np.ndarray, target: TargetSpec, tensor_center: str = "none") -> "TargetNormalizer":
+        """Fitted on the training targets ``y``; ``tensor_center`` ("none" | "isotropic") only matters for
+        tensors (module docstring)."""
+        if tensor_center not in TENSOR_CENTERS:
+            raise ValueError(f"tensor_center={tensor_center!r}; choose one of {TENSOR_CENTERS} (--tensor-center)")
         y = np.asarray(y, dtype=np.float64)
         if target.kind == "class":
             return cls("class", np.zeros(()), 1.0)
         if target.kind == "tensor":
             rank = y.ndim - 1
-            rms = float(np.sqrt(np.mean(np.sum(y.reshape(len(y), -1) ** 2, axis=1)) / 3**rank)) if len(y) else 0.0
-            return cls("tensor", np.zeros(y.shape[1:]), rms if rms > 0 else 1.0)
+            mean = np.zeros(y.shape[1:])
+            if tensor_center == "isotropic" and len(y):
+                mean = isotropic_part(y.mean(axis=0), target.formula or default_formula(rank))
+            d = (y - mean).reshape(len(y), -1)
+            rms = float(np.sqrt(np.mean(np.sum(d**2, axis=1)) / 3**rank)) if len(y) else 0.0
+            return cls("tensor", mean, rms if rms > 0 else 1.0)
         std = float(np.std(y)) if len(y) else 0.0
         return cls("scalar", np.asarray(float(np.mean(y)) if len(y) else 0.0), std if std > 0 else 1.0)
 

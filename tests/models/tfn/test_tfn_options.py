@@ -1,5 +1,6 @@
 """TFN options added by the diagnosis of issue #11 (results/tfn/DIAGNOSIS.md): messages normalised by each
-atom's own neighbour count. Equivariance and invariances in float64 (torch), torch <-> jax parity on the
+atom's own neighbour count ("neighbors"), and per harmonic degree ("degree": Y^0 by the count, Y^l>=1 by
+its square root; results/tfn/TENSOR.md). Equivariance and invariances in float64 (torch), torch <-> jax parity on the
 padded batch, and the property that defines the option. Reuses the crystals and helpers of test_tfn.py."""
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def torch_out(cfg: TFNConfig, graphs, seed: int = 0, state=None):
     return model, model(to_torch(collate(graphs), dtype=torch.float64)).detach().numpy()
 
 
-def test_neighbor_normalisation_is_equivariant():
-    cfg = config_for("dielectric", message_norm="neighbors")
+@pytest.mark.parametrize("norm", ["neighbors", "degree"])
+def test_neighbor_normalisation_is_equivariant(norm):
+    cfg = config_for("dielectric", message_norm=norm)
     graphs, idx, Rs = variants()
     _, out = torch_out(cfg, graphs)
     assert np.abs(out[idx["g1"]]).max() > 1e-3
@@ -53,8 +55,9 @@ def test_neighbor_normalisation_is_equivariant():
 
 
 @pytest.mark.slow  # one XLA compilation of the model: ~1 min on 2 shared cores
-def test_neighbor_normalisation_matches_jax_on_the_padded_batch():
-    cfg = config_for("dielectric", message_norm="neighbors")
+@pytest.mark.parametrize("norm", ["neighbors", "degree"])
+def test_neighbor_normalisation_matches_jax_on_the_padded_batch(norm):
+    cfg = config_for("dielectric", message_norm=norm)
     graphs, _, _ = variants()
     model, out = torch_out(cfg, graphs)
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
@@ -81,6 +84,33 @@ def test_neighbor_normalisation_divides_by_each_atoms_own_count():
     _, mean_once = torch_out(mean_cfg, [g], state=state)
     _, mean_twice = torch_out(mean_cfg, [doubled], state=state)
     assert rel_err(mean_twice, mean_once) > 1e-3
+
+
+def test_degree_normalisation_scales_each_harmonic_degree_by_its_own_power_of_the_count():
+    """The edge harmonics the layers see: Y^0 over the receiver's count n (as "neighbors"), Y^l>=1 over
+    sqrt(n). Counted per receiver: with every edge listed twice the Y^0 column halves, the others shrink
+    by sqrt(2) only (an l >= 1 sum over a shell grows like sqrt(n), not n)."""
+    import zoo.backend.torch as xp
+    from zoo.models.tfn import core
+
+    graphs, _, _ = variants()
+    g = graphs[0]
+    doubled = dataclasses.replace(g, **{k: np.concatenate([getattr(g, k)] * 2) for k in EDGE_FIELDS})
+    cfg = config_for("dielectric", message_norm="degree")
+    with torch_default_dtype(torch.float64):
+        model = tfn_torch.Model(cfg)
+        def edge_attr(graph, c):
+            net = core.network_tables(c, tfn_torch._wigner_3j)
+            batch = to_torch(collate([graph]), dtype=torch.float64)
+            return core.inputs(batch, model.embedding.weight, net, xp, model.spherical_harmonics)[1].detach().numpy()
+        nbr, deg, deg2 = edge_attr(g, dataclasses.replace(cfg, message_norm="neighbors")), edge_attr(g, cfg), edge_attr(doubled, cfg)
+    n = np.bincount(g.receivers, minlength=len(g.numbers))[g.receivers][:, None].astype(float)
+    assert n.max() > n.min() >= 1  # atoms with different counts, so the test can tell n from a constant
+    np.testing.assert_allclose(deg[:, :1], nbr[:, :1], rtol=1e-13)
+    np.testing.assert_allclose(deg[:, 1:], nbr[:, 1:] * np.sqrt(n), rtol=1e-12, atol=1e-15)
+    E = len(g.receivers)
+    np.testing.assert_allclose(deg2[:E, :1], deg[:, :1] / 2, rtol=1e-13)
+    np.testing.assert_allclose(deg2[:E, 1:], deg[:, 1:] / np.sqrt(2), rtol=1e-12, atol=1e-15)
 
 
 def test_configs_without_the_new_options_keep_their_function():

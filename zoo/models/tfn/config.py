@@ -26,7 +26,7 @@ POOLINGS = ("mean", "sum")
 RADIAL_BASES = ("bessel", "gaussian")
 TARGET_KINDS = ("scalar", "tensor")
 TP_IMPLS = ("fused", "e3nn")
-MESSAGE_NORMS = ("mean", "sqrt", "neighbors")
+MESSAGE_NORMS = ("mean", "sqrt", "neighbors", "degree")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is only used by padding nodes
 
 
@@ -71,6 +71,11 @@ class TFNConfig:
     # ~3x per layer on matbench_jdft2d (1 -> 10 after 3 layers at 5 Å), with "mean" it stays ~0.3-1.
     # "neighbors": divided by each atom's own number of incoming edges (core.inputs), for data sets whose
     # neighbour counts within the radius spread widely (embedded_dielectric: 1 to ~300 at 5 Å).
+    # "degree": as "neighbors" for the edge harmonic Y^0, but the Y^l (l >= 1) parts of each edge divided
+    # by the square root of its receiver's count (core.inputs). Why: Σ_j Y^l(r̂_ij) over an atom's shell
+    # cancels for l >= 1 (exactly at a centrosymmetric or cubic site) and what survives grows like
+    # sqrt(count), so dividing it by the count leaves the l >= 1 messages, and the anisotropic part of a
+    # tensor prediction, 20-300x weaker in second moment than the scalars (results/tfn/DIAGNOSIS.md, 2).
     message_norm: str = "mean"
     pooling: str = "mean"  # "mean" (intensive targets) or "sum" (extensive) over the atoms of a graph
     residual: bool = True  # add the input to the output channels with identical irreps
@@ -140,7 +145,7 @@ class TFNConfig:
     @property
     def message_scale(self) -> float:
         """Factor applied to the sum of the messages an atom receives."""
-        if self.message_norm == "neighbors":  # the per-atom count is applied to the edges (core.inputs)
+        if self.message_norm in ("neighbors", "degree"):  # the per-atom count is applied to the edges (core.inputs)
             return 1.0
         n = float(self.avg_num_neighbors)
         return 1.0 / n if self.message_norm == "mean" else 1.0 / math.sqrt(n)

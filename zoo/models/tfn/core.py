@@ -140,6 +140,7 @@ class Network:
     readout: Layer
     sh_ls: tuple[int, ...]  # degrees of the per-edge harmonics, 0..max(lmax, read-out lmax)
     cartesian: np.ndarray | None  # (irreps dim, 3^rank) irreps → Cartesian components; None: scalar
+    degree_half: np.ndarray  # (Σ 2l+1,) per harmonic column: 0 for l = 0, 1/2 for l >= 1 (message_norm "degree")
 
 
 @lru_cache(maxsize=None)
@@ -150,7 +151,9 @@ def network_tables(config: TFNConfig, wigner_3j: Wigner3j) -> Network:
         Q = cartesian_basis(config.target_formula)
         Q = frozen(Q.reshape(Q.shape[0], -1))
     layers = tuple(layer_tables(lp, config, wigner_3j) for lp in plan.layers)
-    return Network(config, plan, layers, layer_tables(plan.readout, config, wigner_3j), tuple(l for _, l, _ in plan.irreps_sh), Q)
+    sh_ls = tuple(l for _, l, _ in plan.irreps_sh)
+    degree_half = frozen(np.concatenate([np.full(2 * l + 1, 0.0 if l == 0 else 0.5) for l in sh_ls]))
+    return Network(config, plan, layers, layer_tables(plan.readout, config, wigner_3j), sh_ls, Q, degree_half)
 
 
 
@@ -166,14 +169,21 @@ def edge_features(vec, net: Network, xp, spherical_harmonics: SphericalHarmonics
 def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harmonics: SphericalHarmonics):
     """What every interaction takes: (atom features x (N, embed_dim), edge harmonics × envelope (E, Σ 2l+1),
     radial basis (E, n_basis), senders, receivers). With ``message_norm="neighbors"`` each edge's harmonics
-    are divided by its receiver's number of incoming edges, so that every layer's summed message is the
-    mean over the real neighbours (messages are linear in the harmonics; the count is invariant)."""
+    are divided by its receiver's number of incoming edges n, so that every layer's summed message is the
+    mean over the real neighbours (messages are linear in the harmonics; the count is invariant). With
+    ``"degree"`` Y^0 is divided by n and Y^l, l >= 1, by sqrt(n) (why: ``TFNConfig.message_norm``); each
+    degree's block is scaled by an invariant, so equivariance is exact."""
     vec = edge_vectors(batch, xp)
     edge_attr, basis = edge_features(vec, net, xp, spherical_harmonics)
     s, r = batch["senders"], batch["receivers"]
-    if net.config.message_norm == "neighbors":
+    if net.config.message_norm in ("neighbors", "degree"):
         n_in = xp.segment_sum(xp.zeros(r.shape, like=vec) + 1.0, r, batch["numbers"].shape[0])
-        edge_attr = edge_attr / xp.take(n_in, r, axis=0)[:, None]  # every receiver of an edge has >= 1
+        n_edge = xp.take(n_in, r, axis=0)[:, None]  # every receiver of an edge has >= 1
+        if net.config.message_norm == "neighbors":
+            edge_attr = edge_attr / n_edge
+        else:  # columns of Y^0 over n, the others over sqrt(n): n^-(1 - l_half) with l_half 0 or 1/2
+            l_half = xp.const(net.degree_half, like=vec)
+            edge_attr = edge_attr * n_edge ** (l_half - 1.0)
     x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)
     return x, edge_attr, basis, s, r
 

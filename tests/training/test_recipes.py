@@ -28,8 +28,10 @@ def test_every_shipped_recipe_is_valid_and_says_where_it_came_from(family):
 
 
 def test_the_four_families_have_the_recipes_their_evidence_supports():
-    assert set(recipes.family_recipes("tfn")) == {"scalar"}
-    assert recipes.read_file("tfn")["pending"]["rank2"]  # the place for the rank-2 recipe being searched
+    assert set(recipes.family_recipes("tfn")) == {"scalar", "rank2"}
+    assert recipes.read_file("tfn")["pending"]["rank3"]  # a kind never searched says so
+    rank2 = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})  # a rank-2 task takes the rank-2 recipe
+    assert (rank2.recipe, rank2.tensor_center, rank2.model_overrides["message_norm"]) == ("tfn.rank2", "isotropic", "neighbors")
     tfn = recipes.family_recipes("tfn")["scalar"]
     assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64} and tfn.provenance["validated"]
     assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
@@ -47,7 +49,7 @@ def test_precedence_defaults_then_recipe_then_explicit():
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"}, "none")
     assert (c.recipe, c.loss, c.lr, c.epochs) == (None, defaults.loss, defaults.lr, defaults.epochs)
     # A task kind without a recipe: the defaults, and nothing recorded.
-    c = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})
+    c = recipes.resolve({"model": "tfn", "task": "mp_piezoelectric"})
     assert (c.recipe, c.lr) == (None, defaults.lr)
 
 
@@ -61,8 +63,8 @@ def test_a_recipes_model_overrides_merge_key_by_key(monkeypatch):
 def test_unknown_or_pending_recipes_are_refused_with_a_hint():
     with pytest.raises(UsageError, match="did you mean 'scalar'"):
         recipes.resolve({"model": "cgcnn", "task": "matbench_jdft2d"}, "scalr")
-    with pytest.raises(UsageError, match="no rank2 recipe yet .*--recipe none"):
-        recipes.resolve({"model": "tfn", "task": "embedded_dielectric"}, "rank2")
+    with pytest.raises(UsageError, match="no rank3 recipe yet .*--recipe none"):
+        recipes.resolve({"model": "tfn", "task": "mp_piezoelectric"}, "rank3")
 
 
 def test_a_recipe_sets_only_training_options_and_carries_its_provenance():

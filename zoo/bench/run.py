@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         merged = merge_rows_into(previous, rows)
         recipes = {m: plan.train_config(m, "torch", **({"epochs": args.epochs} if args.epochs else {})).to_dict()
                    for m in dict.fromkeys(r["model"] for r in merged)}
-        recipes = {m: {k: c[k] for k in ("task", "epochs", "batch_size", "lr", "jax_padding", "model_overrides")}
+        recipes = {m: {k: c[k] for k in ("task", "epochs", "batch_size", "lr", "loss", "tensor_center", "jax_padding", "model_overrides")}
                    for m, c in recipes.items()}
         meta = {"wall_s": time.perf_counter() - t0, "finished": finished, "command": command, "recipes": recipes,
                 "task_kwargs": _pairs(args.task_arg), "merged": bool(previous), "data_phases": data_phases.table}

@@ -10,7 +10,8 @@ What it writes (and nothing by hand):
   new one;
 - ``results/pretrained/<family.tag>/``: the evidence the model card is made from (the run's metrics,
   config, environment and the predictions of the split the metrics were measured on; with ``--cv`` the
-  out-of-fold predictions and per-fold scores of a ``zoo reproduce`` result folder).
+  out-of-fold predictions and per-fold scores of a ``zoo reproduce`` result folder; with ``--cv-runs`` the
+  per-fold test scores of separate ``zoo train`` runs of the same recipe, one folder per fold and seed).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import argparse
 import datetime as _dt
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,17 +93,61 @@ def _cross_validation(folder: Path, task_name: str, data_dir: str | None, task_k
     return {"source": str(folder), "algorithm": info.get("algorithm_long", ""), "folds": scores, "mean": mean}, rows
 
 
+# Training options a fold run may differ in from the published run and still be "the same recipe".
+_NOT_SAME_RECIPE = (*_NOT_RECIPE, "fold", "seed", "full_data", "recipe", "jax_devices", "jax_padding", "dist_timeout_s")
+
+
+def _cross_validation_runs(run_dirs: list[str], train: dict[str, Any]) -> dict:
+    """Per-fold test scores of ``zoo train`` run folders made with the recipe of ``train`` (the published run's
+    training options): per fold, the median over its seeds of each score. The folds must be those of the
+    task (0 .. k-1, each at least once); a run with other training options is refused."""
+    import statistics
+
+    from zoo.training import TrainConfig
+
+    default = TrainConfig().to_dict()
+    by_fold: dict[int, list[tuple[int, dict]]] = {}
+    for d in map(Path, run_dirs):
+        metrics_path = d / "metrics.json"
+        if not metrics_path.is_file():
+            raise PretrainedError(f"--cv-runs {d}: no metrics.json (not a finished `zoo train` run folder)")
+        metrics, run = json.loads(metrics_path.read_text()), runs.read_config(d)["train"]
+        if "test" not in metrics:
+            raise PretrainedError(f"--cv-runs {d}: no test scores (a --full-data run?); give runs of single folds")
+        differ = sorted(k for k in set(train) | set(run) if k not in _NOT_SAME_RECIPE
+                        and run.get(k, default.get(k)) != train.get(k, default.get(k)))
+        if differ:
+            raise PretrainedError(f"--cv-runs {d}: not the published run's recipe ("
+                                  + ", ".join(f"{k}: {run.get(k, default.get(k))!r} != {train.get(k, default.get(k))!r}"
+                                              for k in differ) + "); give runs of the same recipe")
+        by_fold.setdefault(run["fold"], []).append((run["seed"], metrics["test"]))
+    if sorted(by_fold) != list(range(len(by_fold))) or len(by_fold) < 2:
+        raise PretrainedError(f"--cv-runs: folds {sorted(by_fold)} are not 0 .. k-1 (k >= 2); give one run or more per fold")
+    keys = [k for k in ("mae", "rmse", "mape", "max_error") if all(k in m for rs in by_fold.values() for _, m in rs)]
+    folds = {f"fold_{f}": {k: statistics.median(m[k] for _, m in rs) for k in keys} for f, rs in sorted(by_fold.items())}
+    seeds = {f"fold_{f}": sorted(s for s, _ in rs) for f, rs in sorted(by_fold.items())}
+    mean = {k: sum(s[k] for s in folds.values()) / len(folds) for k in keys}
+    source = Path(os.path.commonpath([str(Path(d)) for d in run_dirs]))
+    algorithm = (f"separate `zoo train` runs of this recipe, one per fold and seed (test set of each fold); per fold the "
+                 f"median over its seeds of each score (seeds {', '.join(f'{f}: {s}' for f, s in seeds.items())})")
+    return {"source": str(source), "algorithm": algorithm, "folds": folds, "mean": mean, "seeds": seeds}
+
+
 def publish(run_dir: str | Path, tag: str, *, description: str, weights_license: str, data_license: str, data_citation: str,
-            default: bool = False, cv: str | None = None, data_dir: str | None = None, base_url: str = DEFAULT_BASE_URL,
-            results: Path = RESULTS) -> str:
+            default: bool = False, cv: str | None = None, cv_runs: list[str] | None = None, data_dir: str | None = None,
+            base_url: str = DEFAULT_BASE_URL, results: Path = RESULTS) -> str:
     """Publish the run's best weights as ``<family>.<tag>`` (module docstring); returns the entry name."""
     run_dir = Path(run_dir)
+    if cv is not None and cv_runs:
+        raise PretrainedError("give --cv (a `zoo reproduce` folder) or --cv-runs (`zoo train` run folders), not both")
     _, meta = weights.load(run_dir / "best")  # verified: sha256, size, seal
     config, metrics = runs.read_config(run_dir), json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
     family = meta["model"]
     folder = family_folder(family)
     registry_path = folder / REGISTRY_FILE
+    # Checked before anything is written: a refused --cv-runs leaves no half-published entry.
+    cv_fold_runs = _cross_validation_runs(cv_runs, config["train"]) if cv_runs else None
     existing = {e.tag: e for e in read_family(family)}
     if tag in existing:
         raise PretrainedError(f"{family}.{tag} is already published ({registry_path}); a tag never changes meaning: "
@@ -130,6 +176,8 @@ def publish(run_dir: str | Path, tag: str, *, description: str, weights_license:
 
         with atomic_path(out / "predictions_cv.csv") as tmp:
             pd.DataFrame(rows, columns=["id", "fold", "y_true", "y_pred"]).to_csv(tmp, index=False, float_format="%.17g")
+    if cv_runs:
+        measured["cross_validation"] = cv_fold_runs
     fam = get_family(family)
     train = {k: v for k, v in config["train"].items() if k not in _NOT_RECIPE}
     entry = {
@@ -173,10 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-citation", required=True)
     p.add_argument("--default", action="store_true", help="make it the family's default")
     p.add_argument("--cv", help="a `zoo reproduce` result folder with the 5-fold evaluation of this recipe")
+    p.add_argument("--cv-runs", nargs="+", metavar="RUN_DIR",
+                   help="instead of --cv: `zoo train` run folders of this recipe, one per fold (and seed), with test scores")
     p.add_argument("--data-dir", help="the task's data (for --cv's targets)")
     a = p.parse_args(argv)
     name = publish(a.run_dir, a.tag, description=a.description, weights_license=a.weights_license,
-                   data_license=a.data_license, data_citation=a.data_citation, default=a.default, cv=a.cv, data_dir=a.data_dir)
+                   data_license=a.data_license, data_citation=a.data_citation, default=a.default, cv=a.cv,
+                   cv_runs=a.cv_runs, data_dir=a.data_dir)
     print(name)
     return 0
 

@@ -44,7 +44,9 @@ def short_training(model, backend):
     return cached(("short_training", model, backend), make)
 
 
-class ShortTraining:
+class _OneTraining:
+    """Parameters of the benchmarks that read one short training (no benchmark methods of its own)."""
+
     params = [MODELS, BACKENDS]
     param_names = ["model", "backend"]
     timeout = TIMEOUT
@@ -52,6 +54,8 @@ class ShortTraining:
     number = 1
     repeat = 1
 
+
+class ShortTraining(_OneTraining):
     def setup(self, model, backend):
         self.result = short_training(model, backend)
 
@@ -66,16 +70,9 @@ class ShortTraining:
     track_test_over_floor.unit = "metric / floor"
 
 
-
-class TrainedSymmetryViolation:
+class TrainedSymmetryViolation(_OneTraining):
     """The symmetry violation of the short training's test predictions (the same cached training as
     ``ShortTraining``). A scalar family is skipped in ``setup`` (asv shows n/a), not failed in the body."""
-
-    params = [MODELS, BACKENDS]
-    param_names = ["model", "backend"]
-    timeout = TIMEOUT
-    number = 1
-    repeat = 1
 
     def setup(self, model, backend):
         if not _tensor_family(model):

@@ -57,11 +57,12 @@ def _batch_norm_calls(norm, rows: slice, contributes: bool = True) -> dict:
 def _unit_worker(out: str) -> None:
     import torch.distributed as dist
 
+    from zoo.nn.norm import masked_batch_norm
     from zoo.training.sync_batch_norm import CrossRankBatchNorm
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    norm = CrossRankBatchNorm()
+    norm = CrossRankBatchNorm(masked_batch_norm)
     result = {"split": _batch_norm_calls(norm, slice(0, SPLIT) if rank == 0 else slice(SPLIT, ROWS))}
     # rank 1 on a zero-weight step: it joins the collectives with a placeholder row that must not count
     norm.contributes = rank == 0

@@ -314,11 +314,15 @@ class BucketPolicy:
         self.headroom = headroom
         self.shapes: list[dict[str, int]] = []  # the sizes handed out so far (each one compilation)
 
-    def sizes(self, batch: Batch) -> dict[str, int]:
+    def _need(self, batch: Batch) -> dict[str, int]:
+        """Elements each index set (graphs aside) needs: its count plus one spare padding element."""
         counts = batch.counts()
         if counts[GRAPH] >= self.n_graphs:
             raise ValueError(f"{counts[GRAPH]} graphs in a batch, but batches hold at most {self.n_graphs - 1}")
-        need = {s: n + 1 for s, n in counts.items() if s != GRAPH}  # one spare padding element per set
+        return {s: n + 1 for s, n in counts.items() if s != GRAPH}
+
+    def sizes(self, batch: Batch) -> dict[str, int]:
+        need = self._need(batch)
         fits = [sh for sh in self.shapes if set(sh) == set(need) | {GRAPH}
                 and all(need[s] <= sh[s] <= 2 * need[s] for s in need)]
         if fits:
@@ -353,10 +357,7 @@ class FixedPolicy(BucketPolicy):
         self.growth = growth
 
     def sizes(self, batch: Batch) -> dict[str, int]:
-        counts = batch.counts()
-        if counts[GRAPH] >= self.n_graphs:
-            raise ValueError(f"{counts[GRAPH]} graphs in a batch, but batches hold at most {self.n_graphs - 1}")
-        need = {s: n + 1 for s, n in counts.items() if s != GRAPH}  # one spare padding element per set
+        need = self._need(batch)
         fits = [sh for sh in self.shapes if set(sh) == set(need) | {GRAPH} and all(need[s] <= sh[s] for s in need)]
         if fits:  # the shapes only grow, so the first that holds the batch is the smallest
             return fits[0]

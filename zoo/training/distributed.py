@@ -135,7 +135,7 @@ class TorchProcessGroup(Context):
         if self.world > 1 and hasattr(adapter.model, "batch_norm"):
             from .sync_batch_norm import CrossRankBatchNorm
 
-            self._batch_norm = adapter.model.batch_norm = CrossRankBatchNorm()
+            self._batch_norm = adapter.model.batch_norm = CrossRankBatchNorm(adapter.model.batch_norm)
 
         ids = [self.local_rank] if self.cuda else None
         # A family that groups its batches (config.batch_key: pgnet, one holohedry per batch) runs one branch

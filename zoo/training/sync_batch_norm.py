@@ -21,7 +21,7 @@ ranks together, with the same rule as ``zoo.nn.norm.masked_batch_norm``:
 - a rank stepping with weight 0 (its slice of a short last batch is empty, ``Context.local``) still joins
   every collective but contributes count 0, so its placeholder graph does not enter the statistics.
 
-Eval mode uses the running statistics (no collective), as ``fused_batch_norm`` does. This is what
+Eval mode is the model's own batch norm (``local``: running statistics, no collective). This is what
 ``torch.nn.SyncBatchNorm`` does on CUDA; it refuses CPU tensors, and the families call batch norm as a
 function on their state_dict arrays, not as a module. Torch-only: the numpy layers never import it.
 """
@@ -30,15 +30,16 @@ from __future__ import annotations
 import torch
 from torch.distributed.nn.functional import all_reduce
 
-from zoo.models.cgcnn.torch import fused_batch_norm
 from zoo.nn.norm import EPS, MOMENTUM, RunningStats
 
 
 class CrossRankBatchNorm:
     """``masked_batch_norm``'s signature and rule, statistics over every rank of ``group`` (default: the
-    world). ``contributes`` (set per step by the distributed context) is False on a zero-weight step."""
+    world). ``local`` is the batch norm it replaces, used in eval mode. ``contributes`` (set per step by the
+    distributed context) is False on a zero-weight step."""
 
-    def __init__(self, group=None):
+    def __init__(self, local, group=None):
+        self.local = local
         self.group = group
         self.contributes = True
 
@@ -50,7 +51,7 @@ class CrossRankBatchNorm:
     def __call__(self, x, weight, bias, stats: RunningStats, *, mask=None, train: bool, xp,
                  momentum: float = MOMENTUM, eps: float = EPS):
         if not train:
-            return fused_batch_norm(x, weight, bias, stats, mask=mask, train=False, xp=xp)
+            return self.local(x, weight, bias, stats, mask=mask, train=False, xp=xp)
         m = torch.ones((x.shape[0], 1), dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)[:, None]
         if not self.contributes:
             m = torch.zeros_like(m)

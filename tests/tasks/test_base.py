@@ -378,6 +378,16 @@ def test_embedded_dataset_deterministic_tiny(tmp_path):
         assert all(s == t for s, t in zip(d1["structure"], d["structure"]))
     for e, iso in zip(d1["dielectric"], d1["eps_iso"]):
         assert e.shape == (3, 3) and iso == pytest.approx(np.trace(e) / 3, rel=1e-15)
+    # The same content gives the same bytes: no temporary file name or time stamp in the gzip header.
+    first = build_cache_bytes(tmp_path / "a")
+    assert first == build_cache_bytes(tmp_path / "b") and b".tmp" not in first[:64]
+
+
+def build_cache_bytes(directory) -> bytes:
+    from zoo.tasks.embedded.dataset import build_embedded_dataset, cache_path
+
+    build_embedded_dataset(n=6, seed=11, progress=False, cache=True, workers=1, cache_directory=directory)
+    return cache_path(6, 11, directory).read_bytes()
 
 
 @pytest.mark.slow

@@ -206,7 +206,7 @@ def _frame(records: list[dict[str, Any]], attrs: dict[str, Any]) -> pd.DataFrame
 
 
 def _write_cache(path: Path, df: pd.DataFrame, key: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
         # Python's json writes floats with repr: they read back bit-identical.
         gz.write(json.dumps(_to_json(df, key)).encode("utf-8"))
 

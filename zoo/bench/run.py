@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -210,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--epochs must be >= 1")
 
     t0 = time.perf_counter()
+    # The load when the run starts (meta.machine has it when the file is written): figures from a
+    # 2-core machine are only comparable at a similar load.
+    load_at_start = list(os.getloadavg())
     print(f"crystal-zoo bench: every family x backend on the embedded tasks (offline); tables under {args.out}", flush=True)
     command = ("zoo bench " + " ".join(argv if argv is not None else sys.argv[2:])).strip()
     previous = merge_rows(args.out / "bench.json", []) if args.merge else []
@@ -222,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipes = {m: {k: c[k] for k in ("task", "epochs", "batch_size", "lr", "loss", "tensor_center", "jax_padding", "model_overrides")}
                    for m, c in recipes.items()}
         meta = {"wall_s": time.perf_counter() - t0, "finished": finished, "command": command, "recipes": recipes,
-                "task_kwargs": _pairs(args.task_arg), "merged": bool(previous), "data_phases": data_phases.table}
+                "task_kwargs": _pairs(args.task_arg), "merged": bool(previous), "data_phases": data_phases.table,
+                "load_average_1_5_15_at_start": load_at_start}
         return table.write(merged, args.out, meta)
 
     with _compilation_cache("jax" in args.backends):

@@ -199,6 +199,17 @@ def test_cgcnn_backend_parity_float64_and_float32(crystals):
     assert_backend_parity("cgcnn", config, crystals, "float32", grads=True)
 
 
+def test_float32_parity_comes_with_each_backends_rounding_error(crystals):
+    from zoo.testing import backend_parity_errors
+
+    errors = backend_parity_errors("cgcnn", _small_cgcnn(), crystals, "float32", grads=True, rounding=True)
+    # Rounding, not zero (the float64 reference is a different computation) and not large.
+    for key in ("grad_rounding_torch", "grad_rounding_jax"):
+        assert 1e-9 < errors[key] < 1e-3, errors
+    # The reference is the float64 gradient of the same weights: in float64 nothing is added.
+    assert "grad_rounding_torch" not in backend_parity_errors("cgcnn", _small_cgcnn(), crystals, "float64", grads=True, rounding=True)
+
+
 def test_backend_parity_catches_a_bad_converter(crystals, monkeypatch):
     import zoo.testing
 

@@ -457,6 +457,18 @@ def _torch_grads_by_name(model) -> dict[str, np.ndarray]:
     return {k: p.grad.detach().cpu().numpy().astype(np.float64) for k, p in model.named_parameters() if p.grad is not None}
 
 
+def _float64_grads(model_name: str, config, collated, state: Mapping, w: np.ndarray) -> dict[str, np.ndarray]:
+    """d(sum w*out)/dtheta in float64 (torch, eval mode) for the weights ``state`` (float32 values, widened exactly)."""
+    import torch
+
+    from zoo.backend.torch import to_torch
+
+    model = _torch_model(model_name, config, "float64", 0, state={k: np.asarray(v) for k, v in state.items()}).eval()
+    out = model(to_torch(collated, dtype=torch.float64))
+    (out * torch.as_tensor(w, dtype=torch.float64)).sum().backward()
+    return _torch_grads_by_name(model)
+
+
 def _max_rel_by_name(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], what: str) -> tuple[float, str]:
     """Largest per-tensor error |a - b| / max(max |b_tensor|, 1e-3 max |b_all|), and its name.
 
@@ -479,11 +491,16 @@ def _max_rel_by_name(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], w
 
 
 def backend_parity_errors(model_name: str, config, structures: Sequence, dtype: str = "float64", train: bool = False,
-                          grads: bool = False, seed: int = 0, worst: dict[str, str] | None = None) -> dict[str, float]:
+                          grads: bool = False, seed: int = 0, worst: dict[str, str] | None = None,
+                          rounding: bool = False) -> dict[str, float]:
     """Relative torch-vs-jax differences on the same weights and the same batch (see ``assert_backend_parity``).
 
     Keys: "output", and "grad" / "buffers" when asked for; ``worst`` (a dict, optional) receives the
-    torch name of the worst gradient / buffer.
+    torch name of the worst gradient / buffer. ``rounding=True`` (float32 with ``grads``) adds
+    "grad_rounding_torch" / "grad_rounding_jax" (eval mode): each backend's float32 gradients against the float64
+    gradients of the same weights (torch), with the same per-tensor measure. They are the scale that a
+    float32 parity figure can be read against: two backends cannot agree much better than each agrees
+    with the exact result.
     """
     import jax
     import torch
@@ -546,7 +563,12 @@ def backend_parity_errors(model_name: str, config, structures: Sequence, dtype: 
     errors = {"output": relative_error(out_j, out_t)}
     if grads:
         # Gradients carry the parameters' flax paths, hence their torch names (the weight format).
-        errors["grad"], worst["grad"] = _max_rel_by_name(torch_from_flax({"params": grads_j}), grads_t, "gradients")
+        grads_jt = torch_from_flax({"params": grads_j})
+        errors["grad"], worst["grad"] = _max_rel_by_name(grads_jt, grads_t, "gradients")
+        if rounding and dtype == "float32" and not train:
+            exact = _float64_grads(model_name, config, collated, state0, w)
+            errors["grad_rounding_torch"], worst["grad_rounding_torch"] = _max_rel_by_name(grads_t, exact, "gradients")
+            errors["grad_rounding_jax"], worst["grad_rounding_jax"] = _max_rel_by_name(grads_jt, exact, "gradients")
     if train and updates and buffers_t:
         # Batch statistics updated by the training forward pass (running means / variances, counters).
         new = torch_from_flax({**rest, **updates})

@@ -14,7 +14,8 @@ maths does not depend on them):
 - ``neumann``: over random symmetric crystals, max ||T - Sym_G T|| / max ||T|| with G each crystal's own
   point group (most are proper subgroups of the holohedry);
 - ``parity``: torch vs JAX on the same weights, outputs and parameter gradients
-  (``zoo.testing.backend_parity_errors``).
+  (``zoo.testing.backend_parity_errors``); in float32 also each backend's gradient error against the
+  float64 gradient of the same weights, the rounding scale that the float32 parity is read against.
 
 Writes the JSON atomically with the machine record and prints the table (and a markdown one).
 """
@@ -121,7 +122,7 @@ def measure(n_crystals: int) -> list[dict]:
         structures = [systems[k] for k in SYSTEMS if k in systems]
         many = random_crystals(n_crystals, seed=21, max_atoms=8, graph_specs=(config.graph_spec(),))
         for dtype in ("float64", "float32"):
-            parity = backend_parity_errors("pgnet", config, structures, dtype, grads=True)
+            parity = backend_parity_errors("pgnet", config, structures, dtype, grads=True, rounding=True)
             for backend in ("torch", "jax"):
                 pipeline = equivariance_errors(predictor("pgnet", backend, config, dtype=dtype), structures, target.rank)
                 neumann, n_groups = neumann_error(config, many, backend, dtype)
@@ -132,6 +133,7 @@ def measure(n_crystals: int) -> list[dict]:
                     "pipeline": max(pipeline.values()), "pipeline_by_check": pipeline,
                     "neumann": neumann, "neumann_point_groups": n_groups, "n_crystals": len(many),
                     "parity_output": parity["output"], "parity_grad": parity["grad"], "systems": list(systems),
+                    "grad_rounding": parity.get(f"grad_rounding_{backend}"),
                 }
                 rows.append(row)
                 print(f"{name:14s} {backend:5s} {dtype}  Oh {row['holohedry_Oh']:.1e}  D6h {row['holohedry_D6h']:.1e}  "
@@ -141,12 +143,14 @@ def measure(n_crystals: int) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| target | backend | dtype | every O_h op | every D_6h op | O(3) pipeline, 7 systems | Neumann | parity out / grad |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| target | backend | dtype | every O_h op | every D_6h op | O(3) pipeline, 7 systems | Neumann | parity out / grad "
+             "| this backend's float32 grad vs float64 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['target']} | {r['backend']} | {r['dtype']} | {r['holohedry_Oh']:.1e} | {r['holohedry_D6h']:.1e} | "
                      f"{r['pipeline']:.1e} | {r['neumann']:.1e} ({r['neumann_point_groups']} point groups) | "
-                     f"{r['parity_output']:.1e} / {r['parity_grad']:.1e} |")
+                     f"{r['parity_output']:.1e} / {r['parity_grad']:.1e} | "
+                     + (f"{r['grad_rounding']:.1e} |" if r.get("grad_rounding") is not None else "– |"))
     return "\n".join(lines) + "\n"
 
 

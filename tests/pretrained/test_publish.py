@@ -77,3 +77,72 @@ def test_committed_tfn_jdft2d_runs_give_their_table():
     assert {f: s["mae"] for f, s in cv["folds"].items()} == pytest.approx(
         {f"fold_{k}": v["median_test_mae"] for k, v in table["tfn"].items()}, rel=0, abs=1e-12)
     assert cv["mean"]["mae"] == pytest.approx(table["tfn_5fold_mean"], rel=0, abs=1e-12)
+
+
+def _floors_file(tmp_path: Path, version: str = "7") -> Path:
+    per_fold = lambda base: [{"fnorm": base + k, "mae": (base + k) / 5, "n": 300.0} for k in range(3)]  # noqa: E731
+    doc = {"floors": {name: {"description": f"{name} floor"} for name in ("mean", "mean_nosym", "element_linear")},
+           "tasks": {"embedded_dielectric": {"version": version, "floors": {
+               "mean": {"per_fold": per_fold(10.0)}, "mean_nosym": {"per_fold": per_fold(11.0)},
+               "element_linear": {"per_fold": per_fold(9.0)}}}}}
+    path = tmp_path / "floors.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_reference_floors_are_the_fold_s_of_the_same_task_version(tmp_path):
+    from zoo.pretrained.publish import _reference_floors
+
+    path, task = _floors_file(tmp_path), {"name": "embedded_dielectric", "version": "7"}
+    ref = _reference_floors(path, task, {}, 1)
+    assert ref["fold"] == 1 and ref["source"] == str(path)
+    assert ref["floors"] == {"mean": {"fnorm": 11.0, "mae": 2.2, "n": 300.0}, "element_linear": {"fnorm": 10.0, "mae": 2.0, "n": 300.0}}
+    assert ref["descriptions"] == {"mean": "mean floor", "element_linear": "element_linear floor"}
+    # Floors of another task version, of the task with other options, or no floors file: none recorded.
+    assert _reference_floors(path, {**task, "version": "8"}, {}, 1) is None
+    assert _reference_floors(path, task, {"n_crystals": 500}, 1) is None
+    assert _reference_floors(path, {**task, "name": "mp_elastic"}, {}, 1) is None
+    assert _reference_floors(tmp_path / "none.json", task, {}, 1) is None
+
+
+def test_card_shows_the_reference_floors_next_to_the_model(tmp_path):
+    from zoo.pretrained.cards import _metric_rows
+    from zoo.pretrained.publish import _reference_floors
+
+    ref = _reference_floors(_floors_file(tmp_path), {"name": "embedded_dielectric", "version": "7"}, {}, 0)
+    rows = _metric_rows({"fnorm": 9.5, "mae": 1.9, "n": 300}, {"fnorm": 10.3, "mae": 2.1}, ref)
+    assert rows[0] == "| metric | model | floor (training mean) | mean floor | element_linear floor |"
+    assert "| fnorm | 9.5 | 10.3 | 10 | 9 |" in rows and "| mae | 1.9 | 2.1 | 2 | 1.8 |" in rows
+    assert _metric_rows({"fnorm": 9.5}, {"fnorm": 10.3})[0] == "| metric | model | floor (training mean) |"
+
+
+def test_command_replays_the_run_with_or_without_a_recipe():
+    """The replay never depends on today's recipes: the resolved fields are flags and the recipe is off."""
+    from zoo.pretrained.publish import _command
+
+    base = {"model": "pgnet", "task": "embedded_dielectric", "epochs": 20, "lr": 0.005, "out": "runs/x"}
+    want = "zoo train pgnet --task embedded_dielectric --epochs 20 --lr 0.005 --recipe none"
+    assert _command({**base, "recipe": None}, "pgnet") == want
+    assert _command({**base, "recipe": "pgnet.scalar"}, "pgnet") == want
+    # A run folder older than recipes has no such field; replayed today, it must not take one on either.
+    assert _command(base, "pgnet") == want
+
+
+def test_every_published_command_switches_the_recipe_off():
+    from zoo.pretrained import get_entry, list_pretrained
+
+    for name in list_pretrained():
+        assert get_entry(name)["recipe"]["command"].endswith(" --recipe none"), name
+
+
+def test_pgnet_jdft2d_entry_carries_the_committed_five_folds():
+    from zoo.pretrained import get_entry
+
+    folder = Path(__file__).parents[2] / "results" / "pgnet" / "jdft2d"
+    table = json.loads((folder / "results.json").read_text())
+    entry = get_entry("pgnet.matbench_jdft2d_v1")
+    cv = _cross_validation_runs(sorted(str(d) for d in (folder / "runs").glob("pgnet_l1_f*")), entry["recipe"]["train"])
+    assert {f: s["mae"] for f, s in cv["folds"].items()} == pytest.approx(
+        {f"fold_{k}": v["median_test_mae"] for k, v in table["pgnet"].items()}, rel=0, abs=1e-12)
+    assert entry["metrics"]["cross_validation"]["folds"] == cv["folds"]
+    assert cv["mean"]["mae"] == pytest.approx(table["pgnet_5fold_mean"], rel=0, abs=1e-12)

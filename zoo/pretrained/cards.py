@@ -28,10 +28,17 @@ def _num(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-def _metric_rows(values: dict[str, Any], floor: dict[str, Any]) -> list[str]:
+def _metric_rows(values: dict[str, Any], floor: dict[str, Any], reference: dict[str, Any] | None = None) -> list[str]:
     keys = [k for k in _METRICS if k in values] or sorted(k for k in values if k != "n")
-    rows = ["| metric | model | floor (training mean) |", "|---|---|---|"]
-    rows += [f"| {k} | {_num(values[k])} | {_num(floor.get(k, '–'))} |" for k in keys]
+    others = (reference or {}).get("floors", {})
+    rows = ["| metric | model | floor (training mean) |" + "".join(f" {name} floor |" for name in others),
+            "|---|---|---|" + "---|" * len(others)]
+    rows += [f"| {k} | {_num(values[k])} | {_num(floor.get(k, '–'))} |" + "".join(f" {_num(o.get(k, '–'))} |" for o in others.values())
+             for k in keys]
+    if others:
+        rows += ["", f"The other floors are those of `{reference['source']}` on the same test set (fold {reference['fold']}; "
+                     "fitted on all of the fold's training data, validation included): "
+                     + "; ".join(f"{name}: {text}" for name, text in reference["descriptions"].items()) + "."]
     return rows
 
 
@@ -78,7 +85,7 @@ def card(entry: Entry, out: Path = OUT, results: Path = RESULTS) -> str:
              f"- task `{task['name']}` version `{task['version']}`" + (f", options {task['kwargs']}" if task["kwargs"] else ""),
              f"- `{target['name']}`: {shape}, unit {unit}" + (f", transform {target['transform']}" if target.get("transform") else ""),
              f"- trained on {trained_on}",
-             "", f"## Metrics: {m['split']} (n = {m['n']})", "", *_metric_rows(m["values"], m["floor"]), "",
+             "", f"## Metrics: {m['split']} (n = {m['n']})", "", *_metric_rows(m["values"], m["floor"], m.get("reference_floors")), "",
              f"Best epoch {m['best_epoch']} of {m['epochs_run']}."]
     cv = m.get("cross_validation")
     if cv:

@@ -12,6 +12,9 @@ What it writes (and nothing by hand):
   config, environment and the predictions of the split the metrics were measured on; with ``--cv`` the
   out-of-fold predictions and per-fold scores of a ``zoo reproduce`` result folder; with ``--cv-runs`` the
   per-fold test scores of separate ``zoo train`` runs of the same recipe, one folder per fold and seed).
+
+An entry measured on a fold's test set also records the task's stronger floors on that fold
+(``metrics.reference_floors``, from ``results/floors/floors.json`` when it holds the task's version).
 """
 from __future__ import annotations
 
@@ -42,6 +45,11 @@ from .registry import (
 # Where the project publishes weight files; a mirror replaces it with ZOO_BASE_URL (same <family>/<file> layout).
 DEFAULT_BASE_URL = "https://github.com/crystal-zoo/crystal-zoo/releases/download/weights-v1"
 RESULTS = Path("results") / "pretrained"
+# The tasks' floors on every fold (``scripts/floors.py``): fitted on a fold's training data, scored on its test set.
+FLOORS = Path("results") / "floors" / "floors.json"
+# The floors an entry's card shows next to its own (the run's unsymmetrised training mean): the point-group
+# symmetrised training mean and the element-linear ridge, the strongest floors of the tensor tasks.
+REFERENCE_FLOORS = ("mean", "element_linear")
 # Training options that do not change the weights (where files go, progress bars, local paths).
 _NOT_RECIPE = ("out", "progress", "graph_cache", "data_dir", "device", "init_weights")
 
@@ -54,13 +62,18 @@ def count_parameters(family: str, config: dict[str, Any]) -> int:
 
 
 def _command(train: dict[str, Any], family: str) -> str:
-    """The ``zoo train`` line of a recipe (the options that differ from TrainConfig's defaults)."""
+    """The ``zoo train`` line that replays a run: every option that differs from TrainConfig's defaults,
+    spelled out, and ``--recipe none``. ``zoo train`` applies the family's recipe of the day unless told
+    not to, and recipes change (a new validated one replaces the old under the same name), so a replay
+    that named the recipe, or none, would train a different model; the recipe's resolved fields are all
+    among the flags. The recipe's name stays in the entry's ``recipe.train``.
+    """
     from zoo.training import TrainConfig
 
     default = TrainConfig().to_dict()
     parts = ["zoo train", family, "--task", train["task"]]
     for key, value in train.items():
-        if key in ("model", "task", *_NOT_RECIPE) or value == default.get(key):
+        if key in ("model", "task", "recipe", *_NOT_RECIPE) or value == default.get(key):
             continue
         if isinstance(value, dict):
             flag = "--set" if key == "model_overrides" else "--task-arg"
@@ -69,6 +82,7 @@ def _command(train: dict[str, Any], family: str) -> str:
             parts.append("--" + key.replace("_", "-"))
         else:
             parts.append(f"--{key.replace('_', '-')} {value}")
+    parts.append("--recipe none")
     return " ".join(parts)
 
 
@@ -91,6 +105,23 @@ def _cross_validation(folder: Path, task_name: str, data_dir: str | None, task_k
             rows.append((i, k, float(truth[i]), float(pred)))
     info = json.loads((folder / "info.json").read_text())
     return {"source": str(folder), "algorithm": info.get("algorithm_long", ""), "folds": scores, "mean": mean}, rows
+
+
+def _reference_floors(floors_path: Path, task: dict[str, Any], task_kwargs: dict[str, Any], fold: int) -> dict | None:
+    """The ``REFERENCE_FLOORS`` of ``floors_path`` on the test set of ``fold``, for an entry measured there; None
+    when the file holds no floors of this task version, or the entry's task has options (the floors are of the
+    task's default data)."""
+    if not floors_path.is_file() or task_kwargs:
+        return None
+    doc = json.loads(floors_path.read_text())
+    record = doc.get("tasks", {}).get(task["name"])
+    if record is None or str(record.get("version")) != str(task["version"]):
+        return None
+    floors = {name: record["floors"][name]["per_fold"][fold] for name in REFERENCE_FLOORS if name in record["floors"]}
+    if not floors:
+        return None
+    return {"source": str(floors_path), "fold": fold, "floors": floors,
+            "descriptions": {name: doc["floors"][name]["description"] for name in floors}}
 
 
 # Training options a fold run may differ in from the published run and still be "the same recipe".
@@ -135,7 +166,7 @@ def _cross_validation_runs(run_dirs: list[str], train: dict[str, Any]) -> dict:
 
 def publish(run_dir: str | Path, tag: str, *, description: str, weights_license: str, data_license: str, data_citation: str,
             default: bool = False, cv: str | None = None, cv_runs: list[str] | None = None, data_dir: str | None = None,
-            base_url: str = DEFAULT_BASE_URL, results: Path = RESULTS) -> str:
+            base_url: str = DEFAULT_BASE_URL, results: Path = RESULTS, floors: Path = FLOORS) -> str:
     """Publish the run's best weights as ``<family>.<tag>`` (module docstring); returns the entry name."""
     run_dir = Path(run_dir)
     if cv is not None and cv_runs:
@@ -169,6 +200,9 @@ def publish(run_dir: str | Path, tag: str, *, description: str, weights_license:
     # A full-data model's out-of-fold evidence is the cross-validation below; its own split is validation.
     measured = {"split": where, "n": metrics[split]["n"], "values": metrics[split], "floor": metrics["floor"][split],
                 "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"]}
+    reference = _reference_floors(Path(floors), config["task"], config["train"]["task_kwargs"], fold) if split == "test" else None
+    if reference:
+        measured["reference_floors"] = reference
     if cv is not None:
         measured["cross_validation"], rows = _cross_validation(Path(cv), config["task"]["name"], data_dir,
                                                                config["train"]["task_kwargs"])
@@ -224,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cv-runs", nargs="+", metavar="RUN_DIR",
                    help="instead of --cv: `zoo train` run folders of this recipe, one per fold (and seed), with test scores")
     p.add_argument("--data-dir", help="the task's data (for --cv's targets)")
+    p.add_argument("--floors", default=str(FLOORS), help=f"the tasks' per-fold floors (default {FLOORS})")
     a = p.parse_args(argv)
     name = publish(a.run_dir, a.tag, description=a.description, weights_license=a.weights_license,
                    data_license=a.data_license, data_citation=a.data_citation, default=a.default, cv=a.cv,
-                   cv_runs=a.cv_runs, data_dir=a.data_dir)
+                   cv_runs=a.cv_runs, data_dir=a.data_dir, floors=Path(a.floors))
     print(name)
     return 0
 

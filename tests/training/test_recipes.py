@@ -33,10 +33,13 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     rank2 = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})  # a rank-2 task takes the rank-2 recipe
     assert (rank2.recipe, rank2.tensor_center, rank2.model_overrides["message_norm"]) == ("tfn.rank2", "isotropic", "neighbors")
     tfn = recipes.family_recipes("tfn")["scalar"]
-    assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64} and tfn.provenance["validated"]
+    assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64,
+                          "model_overrides": {"radius": 6.0, "avg_num_neighbors": 31.0}} and tfn.provenance["validated"]
     assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
-    assert set(recipes.family_recipes("pgnet")) == {"rank2"}
-    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn", "pgnet") for r in recipes.family_recipes(f).values())
+    assert set(recipes.family_recipes("pgnet")) == {"scalar", "rank2"}
+    assert recipes.family_recipes("pgnet")["scalar"].provenance["validated"]  # matbench_jdft2d fold 0 validation
+    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn", "pgnet") for k, r in recipes.family_recipes(f).items()
+                   if (f, k) != ("pgnet", "scalar"))
 
 
 def test_precedence_defaults_then_recipe_then_explicit():
@@ -45,7 +48,7 @@ def test_precedence_defaults_then_recipe_then_explicit():
     assert (c.recipe, c.loss, c.lr, c.epochs) == ("tfn.scalar", "l1", 0.005, 40)
     assert c.weight_decay == defaults.weight_decay  # not in the recipe: the default
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d", "lr": 1e-3, "model_overrides": {"n_layers": 2}})
-    assert (c.recipe, c.loss, c.lr, c.model_overrides) == ("tfn.scalar", "l1", 1e-3, {"n_layers": 2})
+    assert (c.recipe, c.loss, c.lr, c.model_overrides) == ("tfn.scalar", "l1", 1e-3, {"radius": 6.0, "avg_num_neighbors": 31.0, "n_layers": 2})
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"}, "none")
     assert (c.recipe, c.loss, c.lr, c.epochs) == (None, defaults.loss, defaults.lr, defaults.epochs)
     # A task kind without a recipe: the defaults, and nothing recorded.

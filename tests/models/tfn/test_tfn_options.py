@@ -1,7 +1,8 @@
 """TFN options added by the diagnosis of issue #11 (results/tfn/DIAGNOSIS.md): messages normalised by each
 atom's own neighbour count ("neighbors"), and per harmonic degree ("degree": Y^0 by the count, Y^l>=1 by
 its square root; results/tfn/TENSOR.md). Equivariance and invariances in float64 (torch), torch <-> jax parity on the
-padded batch, and the property that defines the option. Reuses the crystals and helpers of test_tfn.py."""
+padded batch, and the property that defines the option. Also CGCNN's element features as the species input
+(``atom_features="cgcnn"``, searched on jdft2d). Reuses the crystals and helpers of test_tfn.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,7 @@ from tests.models.tfn.test_tfn import (  # noqa: F401 - _fast_xla: autouse
 from zoo.backend.jax import to_jax
 from zoo.backend.torch import to_torch
 from zoo.graphs import collate, pad_batch
-from zoo.models.tfn import TFNConfig
+from zoo.models.tfn import TFNConfig, state_layout
 from zoo.models.tfn import jax as tfn_jax
 from zoo.models.tfn import torch as tfn_torch
 from zoo.symmetry import rotate_tensor
@@ -118,3 +119,57 @@ def test_configs_without_the_new_options_keep_their_function():
     assert TFNConfig().message_norm == "mean"
     with pytest.raises(ValueError, match="message_norm"):
         TFNConfig(message_norm="count")
+
+
+# ------------------------------------------------------------------- element features (issue #11, jdft2d search)
+def test_element_features_are_equivariant():
+    """atom_features="cgcnn" changes only the scalar (0e) input of the first layer: in float64 the tensor output
+    still rotates with the crystal (proper and improper) and translations, images, permutations and a
+    supercell still change nothing."""
+    cfg = config_for("dielectric", atom_features="cgcnn")
+    graphs, idx, Rs = variants()
+    _, out = torch_out(cfg, graphs)
+    assert np.abs(out[idx["g1"]]).max() > 1e-3
+    for g in ("g1", "g2"):
+        for name in ("rot", "imp"):
+            assert rel_err(out[idx[f"{g}_{name}"]], rotate_tensor(out[idx[g]], Rs[name])) <= 1e-10, (g, name)
+    for name in ("g1_trans", "g1_image", "g1_perm"):
+        assert rel_err(out[idx[name]], out[idx["g1"]]) <= 1e-10, name
+    assert rel_err(out[idx["g2_super"]], out[idx["g2"]]) <= 1e-10
+
+
+def test_element_features_are_the_normalised_table_times_the_weight():
+    """The "cgcnn" model is the "embedding" model whose species table is (CGCNN's element table, rows of unit
+    length) @ embedding.weight (92 x embed_dim): with those rows as its embedding and every other weight
+    shared, the embedding model gives the same output."""
+    from zoo.graphs.features import original_cgcnn_atom_features
+
+    cfg = config_for("scalar", atom_features="cgcnn")
+    graphs, _, _ = variants()
+    assert state_layout(cfg)["embedding.weight"] == (92, cfg.embed_dim)
+    table = cfg.atom_table()
+    raw = original_cgcnn_atom_features()
+    assert np.allclose(np.linalg.norm(table[1:], axis=1), 1.0) and not table[0].any()
+    assert np.array_equal(table > 0, raw > 0)  # a rescaling of the rows, nothing else
+    model, out = torch_out(cfg, graphs, seed=5)
+    state = dict(model.state_dict())
+    state["embedding.weight"] = torch.as_tensor(table) @ state["embedding.weight"]
+    _, out_embedding = torch_out(dataclasses.replace(cfg, atom_features="embedding"), graphs, state=state)
+    assert np.abs(out).max() > 1e-3
+    assert rel_err(out_embedding, out) <= 1e-12
+    with pytest.raises(ValueError, match="atom_features"):
+        TFNConfig(atom_features="onehot")
+
+
+@pytest.mark.slow  # one XLA compilation of the model: 57 s at load 6.5 on the 2 shared cores (31 s of CPU)
+def test_element_features_match_jax_on_the_padded_batch():
+    """The same weights (the 92 x embed_dim matrix included) give the same prediction in JAX, float64."""
+    cfg = config_for("scalar", atom_features="cgcnn")
+    graphs, _, _ = variants()
+    model, out = torch_out(cfg, graphs, seed=6)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    with jax.enable_x64(True):
+        variables = jax_variables(state, cfg, "float64")
+        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
+        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
+    assert rel_err(out_jax, out) <= 1e-10

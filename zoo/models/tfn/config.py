@@ -16,7 +16,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from zoo.graphs import GraphSpec
+from zoo.graphs.features import CGCNN_FEATURE_DIM, original_cgcnn_atom_features
 from zoo.models import register_family
 from zoo.tensors import cartesian_irreps, irreps_string, rank_of
 
@@ -27,6 +30,7 @@ RADIAL_BASES = ("bessel", "gaussian")
 TARGET_KINDS = ("scalar", "tensor")
 TP_IMPLS = ("fused", "e3nn")
 MESSAGE_NORMS = ("mean", "sqrt", "neighbors", "degree")
+ATOM_FEATURES = ("embedding", "cgcnn")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is only used by padding nodes
 
 
@@ -64,6 +68,12 @@ class TFNConfig:
     radial_layers: int = 2  # hidden layers of the radial MLP
     envelope_p: int = 6  # polynomial cutoff exponent (DimeNet): smooth to 2nd order at ``radius``
     embed_dim: int = 32  # scalars "embed_dim x 0e" from the species embedding (learnable, row Z)
+    # The species input (scalars only, so equivariance is untouched): "embedding", a learnable row per
+    # atomic number; "cgcnn", CGCNN's fixed 92-dim element table (zoo.graphs.features, the table CGCNN
+    # shipped: group, period, electronegativity, radius, ... as one-hot blocks) times a learnable
+    # (92, embed_dim) matrix, so elements that share properties share input features (jdft2d: 22 of its
+    # 77 training elements occur in fewer than 5 crystals). The table is data, not a weight.
+    atom_features: str = "embedding"
     avg_num_neighbors: float = 20.0  # typical incoming edges per atom (estimate_avg_num_neighbors)
     # Summed messages are divided by avg_num_neighbors ("mean", as MACE) or by its square root ("sqrt", as
     # e3nn's gate_points / NequIP). Neighbours in a crystal send nearly the same message at initialisation,
@@ -112,6 +122,8 @@ class TFNConfig:
             raise ValueError(f"TFNConfig.tp_impl must be one of {TP_IMPLS}, got {self.tp_impl!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"TFNConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.atom_features not in ATOM_FEATURES:
+            raise ValueError(f"TFNConfig.atom_features must be one of {ATOM_FEATURES}, got {self.atom_features!r}")
         if self.message_norm not in MESSAGE_NORMS:
             raise ValueError(f"TFNConfig.message_norm must be one of {MESSAGE_NORMS}, got {self.message_norm!r}")
         if not self.avg_num_neighbors > 0:
@@ -149,6 +161,21 @@ class TFNConfig:
             return 1.0
         n = float(self.avg_num_neighbors)
         return 1.0 / n if self.message_norm == "mean" else 1.0 / math.sqrt(n)
+
+    def atom_table(self) -> np.ndarray | None:
+        """(N_SPECIES, 92) float64 element table for ``atom_features="cgcnn"``, each row divided by its
+        L2 norm (6-9 ones per element), so a row times N(0, 1) weights has unit variance like an embedding
+        row; row 0 (padding) zeros. None for ``"embedding"``."""
+        if self.atom_features == "embedding":
+            return None
+        table = np.asarray(original_cgcnn_atom_features(), dtype=np.float64)
+        norm = np.linalg.norm(table, axis=1, keepdims=True)
+        return table / np.where(norm > 0, norm, 1.0)
+
+    @property
+    def embedding_shape(self) -> tuple[int, int]:
+        """Shape of the learnable ``embedding.weight``: a row per species, or the element table's width x embed_dim."""
+        return (N_SPECIES if self.atom_features == "embedding" else CGCNN_FEATURE_DIM, self.embed_dim)
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -249,7 +276,7 @@ def state_layout(config: TFNConfig) -> dict[str, tuple[int, ...]]:
     config and are not in it.
     """
     plan = config.plan()
-    out: dict[str, tuple[int, ...]] = {"embedding.weight": (N_SPECIES, config.embed_dim)}
+    out: dict[str, tuple[int, ...]] = {"embedding.weight": config.embedding_shape}
     named = [(f"layers.{k}", lp) for k, lp in enumerate(plan.layers)] + [("readout", plan.readout)]
     for name, lp in named:
         for module, shapes in layer_weight_shapes(config, lp).items():

@@ -141,6 +141,7 @@ class Network:
     sh_ls: tuple[int, ...]  # degrees of the per-edge harmonics, 0..max(lmax, read-out lmax)
     cartesian: np.ndarray | None  # (irreps dim, 3^rank) irreps → Cartesian components; None: scalar
     degree_half: np.ndarray  # (Σ 2l+1,) per harmonic column: 0 for l = 0, 1/2 for l >= 1 (message_norm "degree")
+    atom_table: np.ndarray | None  # (N_SPECIES, 92) row-normalised element table (atom_features "cgcnn"); None: embedding
 
 
 @lru_cache(maxsize=None)
@@ -153,7 +154,9 @@ def network_tables(config: TFNConfig, wigner_3j: Wigner3j) -> Network:
     layers = tuple(layer_tables(lp, config, wigner_3j) for lp in plan.layers)
     sh_ls = tuple(l for _, l, _ in plan.irreps_sh)
     degree_half = frozen(np.concatenate([np.full(2 * l + 1, 0.0 if l == 0 else 0.5) for l in sh_ls]))
-    return Network(config, plan, layers, layer_tables(plan.readout, config, wigner_3j), sh_ls, Q, degree_half)
+    table = config.atom_table()
+    return Network(config, plan, layers, layer_tables(plan.readout, config, wigner_3j), sh_ls, Q, degree_half,
+                   None if table is None else frozen(table))
 
 
 
@@ -184,6 +187,8 @@ def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harm
         else:  # columns of Y^0 over n, the others over sqrt(n): n^-(1 - l_half) with l_half 0 or 1/2
             l_half = xp.const(net.degree_half, like=vec)
             edge_attr = edge_attr * n_edge ** (l_half - 1.0)
+    if net.atom_table is not None:  # atom_features "cgcnn": the species table is the element table times the weight
+        embedding = xp.const(net.atom_table, like=embedding) @ embedding
     x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)
     return x, edge_attr, basis, s, r
 
@@ -191,8 +196,8 @@ def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harm
 def node_outputs(batch: Mapping[str, Any], embedding, interactions: Sequence[Callable], net: Network, xp,
                  spherical_harmonics: SphericalHarmonics):
     """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling. ``embedding`` is
-    the (N_SPECIES, embed_dim) table, ``interactions`` the layers then the read-out, each called as
-    ``layer(x, edge_attr, edge_basis, senders, receivers)``."""
+    the ``embedding.weight`` parameter (``config.embedding_shape``), ``interactions`` the layers then the
+    read-out, each called as ``layer(x, edge_attr, edge_basis, senders, receivers)``."""
     x, edge_attr, basis, s, r = inputs(batch, embedding, net, xp, spherical_harmonics)
     for layer in interactions:
         x = layer(x, edge_attr, basis, s, r)

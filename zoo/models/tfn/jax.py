@@ -23,7 +23,7 @@ from zoo.backend import jax as xp
 
 from . import core
 from . import irreps as _ir
-from .config import N_SPECIES, TFNConfig, layer_weight_shapes
+from .config import TFNConfig, layer_weight_shapes
 
 
 
@@ -81,7 +81,7 @@ class Model(nn.Module):
 
     def setup(self) -> None:
         self.net = core.network_tables(self.config, _wigner_3j)
-        self.embedding = xp.Parameters((("weight", (N_SPECIES, self.config.embed_dim)),))
+        self.embedding = xp.Parameters((("weight", self.config.embedding_shape),))
         self.layers = [Interaction(lp, self.config) for lp in self.net.plan.layers]
         self.readout = Interaction(self.net.plan.readout, self.config)
 

@@ -18,7 +18,7 @@ from zoo.backend import torch as xp
 
 from . import core
 from . import irreps as _ir
-from .config import N_SPECIES, TFNConfig, layer_weight_shapes
+from .config import TFNConfig, layer_weight_shapes
 
 
 def _wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
@@ -70,7 +70,7 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         self.net = core.network_tables(config, _wigner_3j)
-        self.embedding = xp.Parameters({"weight": (N_SPECIES, config.embed_dim)})  # row Z: unit-variance 0e inputs
+        self.embedding = xp.Parameters({"weight": config.embedding_shape})  # row Z (or element table x it): unit-variance 0e inputs
         self.layers = nn.ModuleList(Interaction(lp, config) for lp in self.net.plan.layers)
         self.readout = Interaction(self.net.plan.readout, config)
         # built once here, not per call: torch.compile then traces no e3nn Irreps bookkeeping

@@ -1,7 +1,12 @@
 """Hypergraph featurisation rate on matbench_jdft2d (636 structures), per hyperedge type.
 
     .venv/bin/python benchmarks/chgcnn_featurize.py [--jobs 2] [--limit N] [--cache DIR | --no-cache]
-                                                    [--out results/chgcnn/featurize_jdft2d.json]
+                                                    [--dataset matbench_jdft2d | embedded_dielectric_iso]
+                                                    [--out results/chgcnn/featurize_<dataset>.json]
+
+``--dataset embedded_dielectric_iso`` times the embedded task's generated crystals instead (all 1499, or
+with ``--limit N`` a seeded random sample of N), to decide whether their motifs are affordable before
+featurising them for training.
 
 Timed on the same parsed pymatgen Structures:
 
@@ -40,20 +45,37 @@ from zoo.graphs import GraphSpec, HyperSpec, build_graphs  # noqa: E402
 from zoo.graphs.hyper import JOBS_VARIABLE, status_summary, triplet_bonds  # noqa: E402
 
 OUT = ROOT / "results" / "chgcnn" / "featurize_jdft2d.json"
+DATASETS = ("matbench_jdft2d", "embedded_dielectric_iso")
+
+
+def load_embedded(limit: int | None):
+    """(structures, ids) of the embedded task (its default data set), all or a seeded sample of ``limit``."""
+    from zoo import tasks
+
+    task = tasks.get("embedded_dielectric_iso", progress=False)
+    task.load()
+    df = task.df
+    rows = np.arange(len(df)) if limit is None else np.sort(np.random.default_rng(0).choice(len(df), size=limit, replace=False))
+    return [df["structure"].iloc[k] for k in rows], [str(df.index[k]) for k in rows]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=2, help="worker processes for the motifs")
-    p.add_argument("--limit", type=int, default=None, help="only the first N structures")
+    p.add_argument("--limit", type=int, default=None, help="only the first N structures (embedded: a seeded random sample of N)")
     p.add_argument("--cache", default=None, help="cache root for the motifs (default: a temporary folder)")
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--dataset", choices=DATASETS, default=DATASETS[0])
+    p.add_argument("--out", type=Path, default=None, help="default: results/chgcnn/featurize_<jdft2d | embedded_dielectric_iso>.json")
     args = p.parse_args(argv)
-    if data_missing():
+    out = args.out or (OUT if args.dataset == "matbench_jdft2d" else OUT.with_name(f"featurize_{args.dataset}.json"))
+    if args.dataset == "matbench_jdft2d" and data_missing():
         return 0
     os.environ[JOBS_VARIABLE] = str(args.jobs)
     t0 = time.perf_counter()
-    structures, _, ids = load_jdft2d(args.limit)
+    if args.dataset == "matbench_jdft2d":
+        structures, _, ids = load_jdft2d(args.limit)
+    else:
+        structures, ids = load_embedded(args.limit)
     parse_s = time.perf_counter() - t0
     n = len(structures)
     rows: dict[str, dict] = {}
@@ -95,18 +117,20 @@ def main(argv=None) -> int:
         r["structures_per_s"] = n / r["seconds"] if r["seconds"] > 0 else None
     slowest = sorted(zip(total, [g.id for g in real], [g.n_nodes for g in real]), reverse=True)[:5]
     record = {
-        "benchmark": "chgcnn_featurize", "dataset": "matbench_jdft2d", "n_structures": n, "graph_failures": failures,
+        "benchmark": "chgcnn_featurize", "dataset": args.dataset, "n_structures": n,
+        "command": "python benchmarks/chgcnn_featurize.py " + " ".join(argv if argv is not None else sys.argv[1:]), "graph_failures": failures,
         "parse_s": parse_s, "featurizer": spec.featurizer, "rows": rows,
+        "atoms_per_structure": {"median": float(np.median([g.n_nodes for g in real])), "max": int(max(g.n_nodes for g in real))},
         "slowest_structures": [{"id": i, "atoms": a, "seconds": s} for s, i, a in slowest],
         "motif_fallbacks": status_summary(real), "machine": machine_info(),
     }
-    write_json(args.out, record)
-    print(f"\n{n} matbench_jdft2d structures ({parse_s:.1f} s to parse), {args.jobs} worker processes for the motifs")
+    write_json(out, record)
+    print(f"\n{n} {args.dataset} structures ({parse_s:.1f} s to parse), {args.jobs} worker processes for the motifs")
     print(f"{'hyperedges':<36}{'count':>9}{'seconds':>10}{'structures/s':>14}")
     for name, r in rows.items():
         print(f"{name:<36}{r.get('hyperedges', ''):>9}{r['seconds']:>10.2f}{r['structures_per_s']:>14.1f}")
     print(f"motif fallbacks: {record['motif_fallbacks']}; slowest: {record['slowest_structures'][:3]}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -43,3 +43,44 @@ def test_tables_of_a_fold_subset_archive_finished_folds_and_give_no_5_fold_mean(
     assert summary["b"]["seeds_complete"] == 1 and summary["b"]["mean_mae_5fold"] == 32.0
     text = (root / "RESULTS.md").read_text()
     assert "budget_e25_p0" in text and "| 42.00 (2) |" in text
+
+
+def _summary_row(variant, backend, entries):
+    return {"task": "matbench_jdft2d", "variant": variant, "backend": backend, "label": rep.VARIANTS[variant][2],
+            "entries": entries}
+
+
+def test_paired_comparison_uses_only_the_fold_seed_pairs_both_finished_and_the_same_backend():
+    summary = [
+        _summary_row("cgcnn", "torch", {"cgcnn-torch": {0: 40.0, 1: 50.0, 2: 60.0}, "cgcnn-torch-seed1": {0: 42.0}}),
+        # fold 3 of seed 0 and fold 1 of seed 1 have no CGCNN partner; seed 2 has none at all
+        _summary_row("chgcnn", "torch", {"chgcnn-torch": {0: 38.0, 1: 51.0, 2: 55.0, 3: 1.0},
+                                         "chgcnn-torch-seed1": {0: 41.0, 1: 1.0}, "chgcnn-torch-seed2": {0: 1.0}}),
+        # a JAX CHGCNN is compared with the JAX CGCNN only, never with torch's
+        _summary_row("chgcnn", "jax", {"chgcnn-jax": {0: 39.0}}),
+        _summary_row("cgcnn", "jax", {"cgcnn-jax": {0: 41.5}}),
+    ]
+    rows = {(c["variant"], c["backend"]): c for c in rep.paired(summary)}
+    assert set(rows) == {("chgcnn", "torch"), ("chgcnn", "jax")}
+    torch_row = rows[("chgcnn", "torch")]
+    # pairs (0, 0), (1, 0), (2, 0), (0, 1): differences -2, +1, -5, -1
+    assert torch_row["n_pairs"] == 4 and torch_row["folds"] == [0, 1, 2] and torch_row["seeds"] == [0, 1]
+    assert torch_row["mean_diff"] == -1.75 and torch_row["n_better"] == 3
+    assert torch_row["wilcoxon_p"] is None  # fewer than 6 pairs: no test
+    assert rows[("chgcnn", "jax")]["mean_diff"] == -2.5 and rows[("chgcnn", "jax")]["n_pairs"] == 1
+
+
+def test_tables_list_each_fold_over_seeds_and_the_paired_comparison(tmp_path):
+    root = tmp_path / "budget_e25_p0"
+    for variant, entry, maes in (("cgcnn", "cgcnn-torch", {0: 40.0, 1: 50.0}), ("cgcnn", "cgcnn-torch-seed1", {0: 44.0}),
+                                 ("chgcnn", "chgcnn-torch", {0: 38.0, 1: 47.0})):
+        folder = root / variant / "matbench_v0.1" / "matbench_jdft2d" / entry
+        folder.mkdir(parents=True)
+        runs = {str(f): str(_fake_run(tmp_path, f"{variant}{entry}{f}", m)) for f, m in maes.items()}
+        (folder / "progress.json").write_text(json.dumps({"config": {}, "runs": runs}))
+    assert rep.tables(root=root) == 0
+    text = (root / "RESULTS.md").read_text()
+    assert "| CGCNN (same recipe) | torch | 42.00 ± 2.83 (2) | 50.00 (1) |" in text
+    assert "| 2 (2 folds, 1 seeds) | -2.50 ± 0.50 | 0.71 | 2 of 2 |" in text
+    paired = json.loads((root / "results.json").read_text())["paired_with_cgcnn"]
+    assert [(c["variant"], c["n_pairs"]) for c in paired] == [("chgcnn", 2)]

@@ -89,7 +89,9 @@ def _progress(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     """The reproduction's progress file (new, or that of a killed call with the same settings)."""
     progress = json.loads(path.read_text()) if path.exists() else {"config": cfg.to_dict(), "runs": {}}
     keep = {k: v for k, v in cfg.to_dict().items() if k not in _FREE}
-    old = {k: v for k, v in progress["config"].items() if k not in _FREE}
+    # Through from_dict, as a resumed run's config: a progress file written before an option existed gets
+    # that option's default (its behaviour then), instead of differing from every newer call.
+    old = {k: v for k, v in TrainConfig.from_dict(progress["config"]).to_dict().items() if k not in _FREE}
     if old != keep:
         raise UsageError(f"{path.parent} holds an unfinished reproduction with other settings "
                          f"({sorted(k for k in keep if keep[k] != old.get(k))} differ); move it away or use the same options")

@@ -45,7 +45,7 @@ from .registry import (
 # Where the project publishes weight files; a mirror replaces it with ZOO_BASE_URL (same <family>/<file> layout).
 DEFAULT_BASE_URL = "https://github.com/crystal-zoo/crystal-zoo/releases/download/weights-v1"
 RESULTS = Path("results") / "pretrained"
-# The tasks' floors on every fold (``scripts/floors.py``): fitted on a fold's training data, scored on its test set.
+# The tasks' floors on every fold (``zoo report floors``): fitted on a fold's training data, scored on its test set.
 FLOORS = Path("results") / "floors" / "floors.json"
 # The floors an entry's card shows next to its own (the run's unsymmetrised training mean): the point-group
 # symmetrised training mean and the element-linear ridge, the strongest floors of the tensor tasks.

@@ -131,6 +131,8 @@ print("RESULT", json.dumps({{"one": _curve(one.run_dir).tolist(), "two": _curve(
 """
 
 
+# slow: the heaviest default tests (30-75 s each on 2 cores); `make test-slow` runs them
+@pytest.mark.slow
 def test_two_xla_devices_follow_the_single_device_run(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT.format(root=str(ROOT), out=str(tmp_path))], env=env, cwd=ROOT,

@@ -296,6 +296,8 @@ def test_selection_score_must_be_a_validation_score(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+# slow: the heaviest default tests (30-75 s each on 2 cores); `make test-slow` runs them
+@pytest.mark.slow
 def test_jax_float64_is_scoped_and_trains_as_with_the_global_flag(tmp_path, task):
     """float64 in JAX is switched on around the adapter's work only: the process-wide flag is unchanged
     after a float64 run, and the run gives the same numbers, bit for bit, as one made with the flag on

@@ -420,6 +420,28 @@ def interaction(x, edge_attr, edge_basis, senders, receivers, weights: Mapping[s
     return y
 
 
+def degree_halves(sh_ls: Sequence[int]) -> np.ndarray:
+    """(Σ 2l+1,) per harmonic column: 0 for l = 0, 1/2 for l >= 1 (``normalize_by_neighbors``'s "degree")."""
+    return frozen(np.concatenate([np.full(2 * l + 1, 0.0 if l == 0 else 0.5) for l in sh_ls]))
+
+
+def normalize_by_neighbors(edge_attr, receivers, n_nodes: int, rule: str, xp, degree_half: np.ndarray | None = None):
+    """Edge harmonics (E, Σ 2l+1) divided by their receiver's number of incoming edges n ("neighbors"),
+    so that every layer's summed message is the mean over the atom's real neighbours; or ("degree") the
+    Y^0 column by n and the Y^l (l >= 1) columns by sqrt(n), since Σ_j Y^l(r̂_ij), l >= 1, cancels over a
+    shell and what survives grows like sqrt(n). Messages are linear in the harmonics and n is invariant,
+    so each degree's block is scaled by an invariant and equivariance is exact. ``degree_half`` is
+    ``degree_halves`` of the columns (needed for "degree")."""
+    n_in = xp.segment_sum(xp.zeros(receivers.shape, like=edge_attr) + 1.0, receivers, n_nodes)
+    n_edge = xp.take(n_in, receivers, axis=0)[:, None]  # every receiver of an edge has >= 1
+    if rule == "neighbors":
+        return edge_attr / n_edge
+    if rule != "degree":
+        raise ValueError(f"normalize_by_neighbors: rule must be 'neighbors' or 'degree', got {rule!r}")
+    l_half = xp.const(degree_half[: edge_attr.shape[1]], like=edge_attr)
+    return edge_attr * n_edge ** (l_half - 1.0)  # n^-(1 - l_half), l_half 0 or 1/2
+
+
 # --------------------------------------------------------------------------------------- geometry
 _UNIT_X = frozen(np.array([1.0, 0.0, 0.0]))
 

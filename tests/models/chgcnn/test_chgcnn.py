@@ -184,6 +184,8 @@ def test_best_checkpoint_is_chosen_on_validation_error_not_training_error(tmp_pa
 
 
 # ------------------------------------------------------------------- training and reloading
+# slow: the heaviest default tests (30-75 s each on 2 cores); `make test-slow` runs them
+@pytest.mark.slow
 def test_trains_in_both_backends_and_weights_load_in_the_other(tmp_path):
     from zoo.training import TrainConfig, load_trained, train
 

@@ -113,11 +113,14 @@ def test_config_round_trip_weight_layout_and_errors():
 
 
 # ---------------------------------------------------------------------------- equivariance
-@pytest.mark.parametrize("group,target", [("m-3m", "dielectric"), ("m-3m", "piezo"), ("6/mmm", "elastic"), ("6/mmm", "dielectric")])
-def test_network_is_equivariant_under_every_operation_of_its_holohedry(by_system, group, target):
+@pytest.mark.parametrize("group,target,norm", [("m-3m", "dielectric", "mean"), ("m-3m", "piezo", "mean"), ("6/mmm", "elastic", "mean"),
+                                               ("6/mmm", "dielectric", "mean"), ("m-3m", "piezo", "degree"),
+                                               ("6/mmm", "dielectric", "neighbors")])
+def test_network_is_equivariant_under_every_operation_of_its_holohedry(by_system, group, target, norm):
     """f(hS) = h·f(S) for all 48 (24) operations h of the holohedry, applied to a crystal that has none of
-    them (triclinic), the network taken in the holohedry's frame directly (no standardisation)."""
-    cfg = config_for(target)
+    them (triclinic), the network taken in the holohedry's frame directly (no standardisation); also with
+    the per-atom neighbour-count normalisations of the messages."""
+    cfg = config_for(target, message_norm=norm)
     model = torch_model(cfg)
     s = by_system["triclinic"]
     G = point_group(group)
@@ -135,6 +138,27 @@ def test_network_is_equivariant_under_every_operation_of_its_holohedry(by_system
     with torch.no_grad():
         moved = model(_batch([build_graph(transform_structure(s, R=R), spec)], holohedry=h_index)).numpy()[0]
     assert np.abs(moved - rotate_tensor(base, R)).max() / np.abs(base).max() > 1e-3
+
+
+def test_neighbor_count_normalisation_is_the_mean_over_each_atoms_real_neighbours():
+    """``message_norm="neighbors"`` divides each atom's summed messages by its own count of incoming edges:
+    on fcc copper at 3 Å every atom has exactly 12, so it equals the fixed divisor 12 ("mean",
+    avg_num_neighbors=12); in a crystal whose atoms have different counts the two differ, and "degree"
+    (Y^l >= 1 by the square root of the count) differs from both."""
+    fcc = Structure(Lattice.cubic(3.61), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    mixed = Structure(Lattice.cubic(4.2), ["Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.2, 0.1]])
+
+    def predict(structure, **kw):
+        cfg = config_for("dielectric", radius=3.0, **kw)
+        return predictor("pgnet", "torch", cfg, dtype="float64")([structure])[0]
+
+    counts = np.bincount(build_graph(fcc, GraphSpec(rule="radius", radius=3.0)).receivers)
+    assert set(counts) == {12}
+    np.testing.assert_allclose(predict(fcc, message_norm="neighbors", avg_num_neighbors=3.0),
+                               predict(fcc, message_norm="mean", avg_num_neighbors=12.0), rtol=1e-12, atol=1e-14)
+    a, b, c = (predict(mixed, message_norm=n, avg_num_neighbors=12.0) for n in ("neighbors", "mean", "degree"))
+    assert len(set(np.bincount(build_graph(mixed, GraphSpec(rule="radius", radius=3.0)).receivers))) > 1
+    assert np.abs(a - b).max() > 1e-6 * np.abs(b).max() and np.abs(a - c).max() > 1e-6 * np.abs(a).max()
 
 
 @pytest.mark.parametrize("target", ["dielectric", "piezo", "elastic"])
@@ -237,3 +261,8 @@ def test_torch_and_jax_agree_on_the_same_weights(by_system, target, dtype):
     cfg = config_for(target)
     structures = [by_system[k] for k in SYSTEMS]
     assert_backend_parity("pgnet", cfg, structures, dtype)
+
+
+def test_torch_and_jax_agree_with_per_atom_message_normalisation(by_system):
+    cfg = config_for("dielectric", message_norm="degree")
+    assert_backend_parity("pgnet", cfg, [by_system[k] for k in SYSTEMS], "float64")

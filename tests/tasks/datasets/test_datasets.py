@@ -399,6 +399,8 @@ def _exercise(task, n_expected):
 
 
 @needs["matten"]
+# slow: the heaviest default tests (30-75 s each on 2 cores); `make test-slow` runs them
+@pytest.mark.slow
 def test_matten_task_interface():
     from zoo import tasks
 

@@ -32,7 +32,7 @@ HOLOHEDRIES = ("m-3m", "6/mmm")  # the frames of zoo.symmetry.standard, in frame
 BRANCHES = ("oh", "d6h")  # parameter prefixes of the two branches (torch names: "oh.layers.0.lin1.weight")
 POOLINGS = ("mean", "sum")
 RADIAL_BASES = ("bessel", "gaussian")
-MESSAGE_NORMS = ("mean", "sqrt")
+MESSAGE_NORMS = ("mean", "sqrt", "neighbors", "degree")
 TARGET_KINDS = ("scalar", "tensor")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is padding
 
@@ -73,7 +73,11 @@ class PGNetConfig:
     envelope_p: int = 6
     embed_dim: int = 32  # A1g channels from the species embedding (shared by both branches)
     avg_num_neighbors: float = 20.0
-    message_norm: str = "mean"  # sum of messages / avg_num_neighbors ("mean") or / its square root
+    # Sum of messages / avg_num_neighbors ("mean") or / its square root ("sqrt"); or, as the TFN's
+    # (TFNConfig.message_norm), / each atom's own count of incoming edges ("neighbors"; "degree": Y^0 by
+    # the count, Y^l >= 1 by its square root), for data sets whose counts within the radius spread widely
+    # (embedded_dielectric: 1 to ~300 at 5 Å), where a fixed divisor leaves sparse atoms nearly silent.
+    message_norm: str = "mean"
     pooling: str = "mean"
     residual: bool = True
     # Output head, set by with_target(): a scalar (G,) or a Cartesian tensor (G, 3, ..., 3).
@@ -124,6 +128,9 @@ class PGNetConfig:
 
     @property
     def message_scale(self) -> float:
+        """Factor applied to the sum of the messages an atom receives."""
+        if self.message_norm in ("neighbors", "degree"):  # the per-atom count is applied to the edges (core)
+            return 1.0
         n = float(self.avg_num_neighbors)
         return 1.0 / n if self.message_norm == "mean" else 1.0 / math.sqrt(n)
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from zoo.nn.equivariant import MIX_CONV, Layer, edge_vectors, frozen, fused_conv_tables, interaction, linear_tables, residual_map
+from zoo.nn.equivariant import (MIX_CONV, Layer, degree_halves, edge_vectors, frozen, fused_conv_tables, interaction,
+                                linear_tables, normalize_by_neighbors, residual_map)
 from zoo.nn.radial import bessel_basis, gaussian_basis, polynomial_envelope
 from zoo.tensors import cartesian_basis, rank_of
 
@@ -131,6 +132,10 @@ def forward(params: Mapping[str, Any], batch: Mapping[str, Any], config: PGNetCo
     vec = edge_vectors(batch, xp)
     edge_attr, basis = edge_features(vec, config, xp, spherical_harmonics)
     s, r = batch["senders"], batch["receivers"]
+    if config.message_norm in ("neighbors", "degree"):  # harmonics are e3nn's real Y^l, l = 0..sh_lmax, in order
+        sh_lmax = max(config.plan(g).sh_lmax for g in HOLOHEDRIES)
+        edge_attr = normalize_by_neighbors(edge_attr, r, batch["numbers"].shape[0], config.message_norm, xp,
+                                           degree_halves(range(sh_lmax + 1)))
     x0 = xp.astype(xp.take(params["embedding.weight"], batch["numbers"], axis=0), vec.dtype)
     G = batch["lattice"].shape[0]
     holo = batch["frame_holohedry"]

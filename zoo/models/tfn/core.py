@@ -37,11 +37,13 @@ from zoo.nn.equivariant import (
     Layer,
     LibraryTP,
     Linear,
+    degree_halves,
     edge_vectors,
     frozen,
     fused_conv,
     interaction,
     irreps_linear,
+    normalize_by_neighbors,
     second_moment_scale,
 )
 from zoo.nn.equivariant import fused_conv_tables as _fused_conv_tables
@@ -153,7 +155,7 @@ def network_tables(config: TFNConfig, wigner_3j: Wigner3j) -> Network:
         Q = frozen(Q.reshape(Q.shape[0], -1))
     layers = tuple(layer_tables(lp, config, wigner_3j) for lp in plan.layers)
     sh_ls = tuple(l for _, l, _ in plan.irreps_sh)
-    degree_half = frozen(np.concatenate([np.full(2 * l + 1, 0.0 if l == 0 else 0.5) for l in sh_ls]))
+    degree_half = degree_halves(sh_ls)
     table = config.atom_table()
     return Network(config, plan, layers, layer_tables(plan.readout, config, wigner_3j), sh_ls, Q, degree_half,
                    None if table is None else frozen(table))
@@ -180,13 +182,7 @@ def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harm
     edge_attr, basis = edge_features(vec, net, xp, spherical_harmonics)
     s, r = batch["senders"], batch["receivers"]
     if net.config.message_norm in ("neighbors", "degree"):
-        n_in = xp.segment_sum(xp.zeros(r.shape, like=vec) + 1.0, r, batch["numbers"].shape[0])
-        n_edge = xp.take(n_in, r, axis=0)[:, None]  # every receiver of an edge has >= 1
-        if net.config.message_norm == "neighbors":
-            edge_attr = edge_attr / n_edge
-        else:  # columns of Y^0 over n, the others over sqrt(n): n^-(1 - l_half) with l_half 0 or 1/2
-            l_half = xp.const(net.degree_half, like=vec)
-            edge_attr = edge_attr * n_edge ** (l_half - 1.0)
+        edge_attr = normalize_by_neighbors(edge_attr, r, batch["numbers"].shape[0], net.config.message_norm, xp, net.degree_half)
     if net.atom_table is not None:  # atom_features "cgcnn": the species table is the element table times the weight
         embedding = xp.const(net.atom_table, like=embedding) @ embedding
     x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)

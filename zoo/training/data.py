@@ -145,8 +145,9 @@ def _build(structures: list, ids: list[str], graph_spec: GraphSpec, config: Trai
     graphs, failures = build_graphs(structures, graph_spec, ids=ids, cache=config.graph_cache, progress=config.progress,
                                     on_error="skip")
     failures = {str(k): str(v) for k, v in (failures or {}).items()}
-    for k, v in failures.items():
-        log.warning("graph of %s failed, structure skipped: %s", k, v)
+    if failures:  # build_graphs has logged the first few with their reasons; every one goes to failures.json
+        log.warning("%d of %d structures have no graph and are left out of training and scoring (ids and reasons: "
+                    "the run's failures.json)", len(failures), len(ids))
     return graphs, failures
 
 

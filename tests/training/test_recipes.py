@@ -38,8 +38,10 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
     assert set(recipes.family_recipes("pgnet")) == {"scalar", "rank2"}
     assert recipes.family_recipes("pgnet")["scalar"].provenance["validated"]  # matbench_jdft2d fold 0 validation
-    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn", "pgnet") for k, r in recipes.family_recipes(f).items()
-                   if (f, k) != ("pgnet", "scalar"))
+    pg2 = recipes.resolve({"model": "pgnet", "task": "mp_dielectric_total"})  # embedded_dielectric f0 + MP total f1 validation
+    assert (pg2.recipe, pg2.tensor_center, pg2.model_overrides["message_norm"], pg2.lr) == ("pgnet.rank2", "isotropic", "neighbors", 0.005)
+    assert recipes.family_recipes("pgnet")["rank2"].provenance["validated"]
+    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn") for k, r in recipes.family_recipes(f).items())
 
 
 def test_precedence_defaults_then_recipe_then_explicit():

@@ -254,7 +254,8 @@ def tfn_case():
     return config, structures
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+# JAX (30 s) is slow-marked: tests/models/tfn checks the JAX TFN's rank-2 equivariance in float64 by default.
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.slow)])
 def test_tfn_rank2_is_equivariant_float64(tfn_case, backend):
     config, structures = tfn_case
     predict = predictor("tfn", backend, config, dtype="float64")

@@ -420,7 +420,8 @@ def interaction(x, edge_attr, edge_basis, senders, receivers, weights: Mapping[s
     return y
 
 
-def degree_halves(sh_ls: Sequence[int]) -> np.ndarray:
+@lru_cache(maxsize=None)
+def degree_halves(sh_ls: tuple[int, ...]) -> np.ndarray:
     """(Σ 2l+1,) per harmonic column: 0 for l = 0, 1/2 for l >= 1 (``normalize_by_neighbors``'s "degree")."""
     return frozen(np.concatenate([np.full(2 * l + 1, 0.0 if l == 0 else 0.5) for l in sh_ls]))
 

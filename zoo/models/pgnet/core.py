@@ -135,7 +135,7 @@ def forward(params: Mapping[str, Any], batch: Mapping[str, Any], config: PGNetCo
     if config.message_norm in ("neighbors", "degree"):  # harmonics are e3nn's real Y^l, l = 0..sh_lmax, in order
         sh_lmax = max(config.plan(g).sh_lmax for g in HOLOHEDRIES)
         edge_attr = normalize_by_neighbors(edge_attr, r, batch["numbers"].shape[0], config.message_norm, xp,
-                                           degree_halves(range(sh_lmax + 1)))
+                                           degree_halves(tuple(range(sh_lmax + 1))))
     x0 = xp.astype(xp.take(params["embedding.weight"], batch["numbers"], axis=0), vec.dtype)
     G = batch["lattice"].shape[0]
     holo = batch["frame_holohedry"]

@@ -127,6 +127,11 @@ class PGNetConfig:
         return max([self.lmax] + [l for f in formulas for _, l, _ in cartesian_irreps(f)])
 
     @property
+    def sh_lmax(self) -> int:
+        """Highest degree of the edge harmonics either branch uses (every layer slices its own columns)."""
+        return max(self.plan(g).sh_lmax for g in HOLOHEDRIES)
+
+    @property
     def message_scale(self) -> float:
         """Factor applied to the sum of the messages an atom receives."""
         if self.message_norm in ("neighbors", "degree"):  # the per-atom count is applied to the edges (core)

@@ -87,8 +87,7 @@ def edge_features(vec, config: PGNetConfig, xp, spherical_harmonics: SphericalHa
     d = xp.norm(vec, axis=-1)
     envelope = polynomial_envelope(d, config.radius, config.envelope_p, xp)
     radial = bessel_basis if config.radial_basis == "bessel" else gaussian_basis
-    sh_lmax = max(config.plan(g).sh_lmax for g in HOLOHEDRIES)
-    return spherical_harmonics(sh_lmax, vec) * envelope[:, None], radial(d, config.radius, config.n_basis, xp)
+    return spherical_harmonics(config.sh_lmax, vec) * envelope[:, None], radial(d, config.radius, config.n_basis, xp)
 
 
 def _weights(params: Mapping[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
@@ -133,9 +132,8 @@ def forward(params: Mapping[str, Any], batch: Mapping[str, Any], config: PGNetCo
     edge_attr, basis = edge_features(vec, config, xp, spherical_harmonics)
     s, r = batch["senders"], batch["receivers"]
     if config.message_norm in ("neighbors", "degree"):  # harmonics are e3nn's real Y^l, l = 0..sh_lmax, in order
-        sh_lmax = max(config.plan(g).sh_lmax for g in HOLOHEDRIES)
         edge_attr = normalize_by_neighbors(edge_attr, r, batch["numbers"].shape[0], config.message_norm, xp,
-                                           degree_halves(tuple(range(sh_lmax + 1))))
+                                           degree_halves(tuple(range(config.sh_lmax + 1))))
     x0 = xp.astype(xp.take(params["embedding.weight"], batch["numbers"], axis=0), vec.dtype)
     G = batch["lattice"].shape[0]
     holo = batch["frame_holohedry"]

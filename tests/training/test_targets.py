@@ -156,3 +156,54 @@ def test_loss_choice():
     assert resolve_loss(TrainConfig(loss="l1"), TargetSpec("y")) == "l1"
     with pytest.raises(ValueError, match="does not fit"):
         resolve_loss(TrainConfig(loss="bce"), TargetSpec("y"))
+
+
+def test_log_transform_round_trips_and_commutes_with_rotations():
+    """tensor_transform="log": the model sees (log ε - centre) / scale, predictions come back through exp;
+    both steps commute with O(3) (improper rotation here), so the model stays equivariant."""
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+    from zoo.tensors import spd_log
+    from zoo.training import TargetNormalizer
+
+    T = _dielectric_like(25, 6)
+    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
+    n = TargetNormalizer.fit(T, spec, "isotropic", "log")
+    L = spd_log(T)
+    np.testing.assert_allclose(n.mean, np.trace(L.mean(0)) / 3 * np.eye(3), rtol=1e-13)
+    z = n.forward(T)
+    assert np.mean(z**2) == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(n.inverse(z), T, rtol=1e-12, atol=1e-12)
+    R = Rotation.random(random_state=7).as_matrix() * -1.0
+    TR = np.stack([rotate_tensor(t, R) for t in T])
+    n_rot = TargetNormalizer.fit(TR, spec, "isotropic", "log")
+    np.testing.assert_allclose(n_rot.forward(TR), np.stack([rotate_tensor(t, R) for t in z]), atol=1e-12)
+    np.testing.assert_allclose(n.inverse(np.stack([rotate_tensor(t, R) for t in z])), TR, rtol=1e-12, atol=1e-12)
+    # every prediction is positive definite, whatever the model outputs
+    assert np.linalg.eigvalsh(n.inverse(np.random.default_rng(0).normal(size=(50, 3, 3)) * 3)).min() > 0
+    # the run folder's record restores it; a record without "transform" is the identity (older runs)
+    d = json.loads(json.dumps(n.to_dict()))
+    assert d["transform"] == "log"
+    back = TargetNormalizer.from_dict(d)
+    np.testing.assert_array_equal(back.inverse(z), n.inverse(z))
+    assert "transform" not in TargetNormalizer.fit(T, spec, "isotropic").to_dict()
+
+
+def test_log_transform_refuses_what_it_cannot_take():
+    from zoo.training import TargetNormalizer, TrainConfig
+    from zoo.training.config import UsageError
+
+    spec = TargetSpec("eps", kind="tensor", rank=2, formula="ij=ji")
+    T = _dielectric_like(4, 8)
+    T[1] = -T[1]
+    with pytest.raises(ValueError, match="'b'.*not positive definite"):
+        TargetNormalizer.fit(T, spec, "isotropic", "log", ids=["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="symmetric rank-2"):
+        TargetNormalizer.fit(np.ones((3, 3, 3, 3)), TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj"), "none", "log")
+    with pytest.raises(ValueError, match="symmetric rank-2"):
+        TargetNormalizer.fit(np.ones(3), TargetSpec("y"), "none", "log")
+    with pytest.raises(UsageError, match="tensor_transform"):
+        TrainConfig(tensor_transform="sqrt")
+    with pytest.raises(ValueError, match="transform"):
+        TargetNormalizer.from_dict({"kind": "scalar", "mean": 0.0, "scale": 1.0, "transform": "log"})

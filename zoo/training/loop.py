@@ -112,7 +112,8 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     # A task that holds its graphs (zoo.training.sharded: a shard folder) gives its folds itself.
     data = task.fold_data(config.fold, config, graph_spec) if hasattr(task, "fold_data") else load_fold(task, config.fold, config, graph_spec)
     t_data = time.perf_counter() - t0
-    normalizer = TargetNormalizer.fit(data.train.y, task.spec.target, config.tensor_center)
+    normalizer = TargetNormalizer.fit(data.train.y, task.spec.target, config.tensor_center, config.tensor_transform,
+                                     ids=data.train.ids)
     loss = resolve_loss(config, task.spec.target)
     _check_selection(task.spec, data)
 
@@ -173,7 +174,7 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
 def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on_epoch_end, ctx: distributed.Context) -> None:
     """Epochs from the run's state up to ``config.epochs`` (or an early stop), each logged and checkpointed."""
     c, state = run.config, run.state
-    z_train = run.normalizer.forward(data.train.y)
+    z_train = run.normalizer.forward(data.train.y, data.train.ids)
     val_batches = [adapter.make_batch([data.val.graphs[i] for i in b], None) for b in index_batches(adapter, data.val.graphs, c.batch_size)]
     bar = tqdm(range(state.epoch, c.epochs), initial=state.epoch, total=c.epochs, unit="epoch",
                desc=f"{c.model}/{c.backend} {c.task} f{c.fold}", disable=not c.progress)
@@ -241,7 +242,7 @@ def _validate(run: Run, adapter: Adapter, data: FoldData, val_batches: list, ctx
     if not np.all(np.isfinite(zv)):
         raise TrainingError(_diverged(run, "validation predictions became non-finite", run.state.epoch + 1))
     scores = compute_metrics(run.target, data.val.y, run.normalizer.inverse(zv))
-    val_loss = float(np.mean(per_graph_loss(run.loss, zv, run.normalizer.forward(data.val.y))))
+    val_loss = float(np.mean(per_graph_loss(run.loss, zv, run.normalizer.forward(data.val.y, data.val.ids))))
     return scores, val_loss
 
 

@@ -1,0 +1,54 @@
+"""Matrix functions of symmetric rank-2 tensors: the logarithm of a positive-definite tensor and the
+exponential that undoes it.
+
+Why they are safe for an equivariant model: a spectral function f(T) = V f(Λ) V^T commutes with every
+orthogonal change of frame, f(R T R^T) = R f(T) R^T, rotations and reflections alike. So a model that is
+equivariant on log ε gives, through exp, a prediction equivariant on ε, and every point-group symmetry
+of log ε (Neumann's principle) carries over to ε. A dielectric tensor is symmetric positive definite
+(eigenvalues ≥ 1 for a passive medium), so its logarithm exists and is symmetric; the exponential of
+any symmetric matrix is symmetric positive definite, so a prediction made this way is always physical.
+
+Both take (..., 3, 3) arrays (numpy, float64) and symmetrise their input first ((T + T^T)/2): tabulated
+tensors carry round-off asymmetry, and eigh reads one triangle only.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# exp() of a larger eigenvalue overflows float64 (e^709); a prediction that large is clipped to this
+# eigenvalue of the logarithm (e^50 ≈ 5e21), finite so that the scores report it as a huge error.
+MAX_LOG_EIGENVALUE = 50.0
+
+
+def _symmetric(T, name: str) -> np.ndarray:
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape[-2:] != (3, 3):
+        raise ValueError(f"{name}: matrix functions take (..., 3, 3) rank-2 tensors, got shape {T.shape}")
+    return 0.5 * (T + np.swapaxes(T, -1, -2))
+
+
+def spd_log(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.ndarray:
+    """Matrix logarithm of symmetric positive-definite (..., 3, 3) tensors. A tensor with an eigenvalue
+    ≤ 0 has no real logarithm: the error names the first such tensor (by ``ids`` when given) and its
+    smallest eigenvalue."""
+    S = _symmetric(T, name)
+    w, V = np.linalg.eigh(S)
+    bad = ~(w.min(axis=-1) > 0) if w.ndim > 1 else np.asarray([not w.min() > 0])
+    if bad.any():
+        flat = np.flatnonzero(bad.reshape(-1))
+        k = int(flat[0])
+        label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
+        raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
+                         f"{float(w.reshape(-1, 3)[k].min()):.4g}), so it has no matrix logarithm; train this target "
+                         f"with --tensor-transform none, or drop the non-physical entries")
+    return np.einsum("...ij,...j,...kj->...ik", V, np.log(w), V)
+
+
+def sym_exp(M) -> np.ndarray:
+    """Matrix exponential of symmetric (..., 3, 3) tensors (eigenvalues clipped at
+    ``MAX_LOG_EIGENVALUE`` so that the result stays finite)."""
+    S = _symmetric(M, "log-tensor")
+    w, V = np.linalg.eigh(S)
+    return np.einsum("...ij,...j,...kj->...ik", V, np.exp(np.minimum(w, MAX_LOG_EIGENVALUE)), V)

@@ -65,3 +65,23 @@ def test_predictions_come_back_in_input_order_when_batches_are_grouped():
     np.testing.assert_array_equal(predict_graphs(Echo(), graphs, 2), graphs)
     made = [Echo().make_batch([graphs[i] for i in b], None) for b in index_batches(Echo(), graphs, 2)]
     np.testing.assert_array_equal(predict_graphs(Echo(), graphs, 2, made), graphs)
+
+
+def test_no_progress_reaches_a_task_that_draws_bars(monkeypatch):
+    """--no-progress silences the tensor datasets' frame-check bar too (it reached only the trainer's)."""
+    from types import SimpleNamespace
+
+    from zoo import tasks
+    from zoo.training.data import build_task
+
+    seen = []
+
+    def factory(data_dir=None, progress=True):
+        seen.append(progress)
+        return "task"
+
+    monkeypatch.setattr(tasks.TASKS, "get", lambda name: SimpleNamespace(factory=factory))
+    build_task("mp_dielectric_total", {}, None, progress=False)
+    build_task("mp_dielectric_total", {}, None)
+    build_task("mp_dielectric_total", {"progress": True}, None, progress=False)  # an explicit --task-arg wins
+    assert seen == [False, True, True]

@@ -68,16 +68,20 @@ def resolve_task(config: TrainConfig, task=None):
     """``task`` when given (an object, e.g. an in-memory task), else ``config.task`` from the registry."""
     if task is not None:
         return task
-    return build_task(config.task, config.task_kwargs, config.data_dir)
+    return build_task(config.task, config.task_kwargs, config.data_dir, progress=config.progress)
 
 
-def build_task(name: str, task_kwargs: dict[str, Any], data_dir: str | None = None):
-    """Task ``name`` from the registry, its options checked first (names and types, see ``check_arguments``)."""
+def build_task(name: str, task_kwargs: dict[str, Any], data_dir: str | None = None, progress: bool = True):
+    """Task ``name`` from the registry, its options checked first (names and types, see ``check_arguments``).
+    ``progress=False`` (``--no-progress``) reaches a task whose loader shows progress bars (the tensor
+    datasets' frame check), unless ``task_kwargs`` says otherwise."""
     factory = tasks.TASKS.get(name).factory  # KeyError with a did-you-mean for an unknown name
     check_arguments(dict(task_kwargs), factory, f"task {name}", "--task-arg")
     kwargs = dict(task_kwargs)
+    params = inspect.signature(inspect.unwrap(factory)).parameters.values()
+    if not progress and "progress" in [p.name for p in params]:
+        kwargs.setdefault("progress", False)
     if data_dir is not None:
-        params = inspect.signature(inspect.unwrap(factory)).parameters.values()
         if "data_dir" not in [p.name for p in params] and not any(p.kind == p.VAR_KEYWORD for p in params):
             raise UsageError(f"task {name} makes its own data: it reads no --data-dir (its options are --task-arg ...)")
         kwargs.setdefault("data_dir", data_dir)

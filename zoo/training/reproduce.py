@@ -53,7 +53,7 @@ def reproduce(base: TrainConfig, seeds: Sequence[int] = (0,), folds: Sequence[in
     check_backend(base.backend, base.device)
     outs = []
     for seed in seeds:
-        task = build_task(base.task, base.task_kwargs, base.data_dir)
+        task = build_task(base.task, base.task_kwargs, base.data_dir, progress=base.progress)
         todo = list(task.folds) if folds is None else list(folds)
         unknown = sorted(set(todo) - set(task.folds))
         if unknown:

@@ -170,3 +170,73 @@ def test_element_features_match_jax_on_the_padded_batch():
         batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
         out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
     assert rel_err(out_jax, out) <= 1e-10
+
+
+# ------------------------------------------------------------- volume per atom as an input (issue #11, embedded)
+def test_density_input_is_equivariant():
+    """density_basis adds an invariant of the crystal (its volume per atom) to the scalar input: in float64
+    the tensor output still rotates with the crystal (proper and improper), and a translation, another
+    image, a permutation and a supercell (same volume per atom) change nothing."""
+    assert_equivariant_dielectric(config_for("dielectric", message_norm="neighbors", density_basis=8))
+
+
+def test_density_input_adds_the_features_times_the_weight():
+    """With density.weight = 0 the model is the model without the input (every other weight shared); with
+    the weight it differs, and the per-atom features are the Gaussians of ln(1 + V/N) of the atom's own
+    crystal (V from the lattice, N its atoms), checked in numpy."""
+    import zoo.backend.torch as xp
+    from zoo.nn.functional import DENSITY_RANGE, density_features
+
+    cfg = config_for("dielectric", message_norm="neighbors", density_basis=6)
+    graphs, _, _ = variants()
+    assert state_layout(cfg)["density.weight"] == (6, cfg.embed_dim) and "density.weight" not in state_layout(
+        dataclasses.replace(cfg, density_basis=0))
+    model, out = torch_out(cfg, graphs, seed=7)
+    state = dict(model.state_dict())
+    base_state = {k: v for k, v in state.items() if k != "density.weight"}
+    _, out_off = torch_out(dataclasses.replace(cfg, density_basis=0), graphs, state=base_state)
+    zeroed = {**state, "density.weight": torch.zeros_like(state["density.weight"])}
+    _, out_zero = torch_out(cfg, graphs, state=zeroed)
+    assert rel_err(out_zero, out_off) <= 1e-14 and rel_err(out, out_off) > 1e-3
+    batch = to_torch(collate(graphs), dtype=torch.float64)
+    phi = density_features(batch, 6, xp).numpy()
+    lo, hi = DENSITY_RANGE
+    centres = np.linspace(lo, hi, 6)
+    for k, g in enumerate(graphs):
+        v = abs(np.linalg.det(g.lattice)) / len(g.numbers)
+        expect = np.exp(-((np.log1p(v) - centres) ** 2) / (centres[1] - centres[0]) ** 2)
+        np.testing.assert_allclose(phi[batch["node_graph"].numpy() == k], np.broadcast_to(expect, (len(g.numbers), 6)), rtol=1e-12)
+    with pytest.raises(ValueError, match="density_basis"):
+        TFNConfig(density_basis=1)
+
+
+def test_density_features_agree_across_backends_on_a_padded_batch():
+    """The volume per atom of every real graph is the same in JAX on the padded batch (padding graphs,
+    which have no atoms, divide by one, so nothing becomes inf or NaN)."""
+    import zoo.backend.jax as xj
+    import zoo.backend.torch as xt
+    from zoo.nn.functional import density_features, volume_per_atom
+
+    graphs, _, _ = variants()
+    padded = pad_batch(collate(graphs))
+    vt = volume_per_atom(to_torch(collate(graphs), dtype=torch.float64), xt).numpy()
+    with jax.enable_x64(True):
+        bj = to_jax(padded, dtype=jax.numpy.float64)
+        vj = np.asarray(volume_per_atom(bj, xj))
+        fj = np.asarray(density_features(bj, 8, xj))
+    assert np.all(np.isfinite(vj)) and np.all(np.isfinite(fj)) and len(vj) > len(graphs)
+    np.testing.assert_allclose(vj[: len(graphs)], vt, rtol=1e-13)
+    np.testing.assert_allclose(vt, [abs(np.linalg.det(g.lattice)) / len(g.numbers) for g in graphs], rtol=1e-12)
+
+
+@pytest.mark.slow  # one XLA compilation of the model (~1 min on 2 shared cores)
+def test_density_input_matches_jax_on_the_padded_batch():
+    cfg = config_for("dielectric", message_norm="neighbors", density_basis=8)
+    graphs, _, _ = variants()
+    model, out = torch_out(cfg, graphs, seed=8)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    with jax.enable_x64(True):
+        variables = jax_variables(state, cfg, "float64")
+        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
+        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
+    assert rel_err(out_jax, out) <= 1e-10

@@ -48,6 +48,7 @@ from zoo.nn.equivariant import (
 )
 from zoo.nn.equivariant import fused_conv_tables as _fused_conv_tables
 from zoo.nn.equivariant import linear_tables as _linear_tables
+from zoo.nn.functional import density_features
 from zoo.nn.radial import bessel_basis, gaussian_basis, polynomial_envelope
 from zoo.tensors import cartesian_basis
 
@@ -171,13 +172,15 @@ def edge_features(vec, net: Network, xp, spherical_harmonics: SphericalHarmonics
     return spherical_harmonics(vec) * envelope[:, None], radial(d, cfg.radius, cfg.n_basis, xp)
 
 
-def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harmonics: SphericalHarmonics):
+def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harmonics: SphericalHarmonics, density=None):
     """What every interaction takes: (atom features x (N, embed_dim), edge harmonics × envelope (E, Σ 2l+1),
     radial basis (E, n_basis), senders, receivers). With ``message_norm="neighbors"`` each edge's harmonics
     are divided by its receiver's number of incoming edges n, so that every layer's summed message is the
     mean over the real neighbours (messages are linear in the harmonics; the count is invariant). With
     ``"degree"`` Y^0 is divided by n and Y^l, l >= 1, by sqrt(n) (why: ``TFNConfig.message_norm``); each
-    degree's block is scaled by an invariant, so equivariance is exact."""
+    degree's block is scaled by an invariant, so equivariance is exact. ``density`` (the ``density.weight``
+    parameter, with ``config.density_basis``) adds the crystal's volume-per-atom features to every atom's
+    embedding (an invariant: equivariance is untouched)."""
     vec = edge_vectors(batch, xp)
     edge_attr, basis = edge_features(vec, net, xp, spherical_harmonics)
     s, r = batch["senders"], batch["receivers"]
@@ -186,15 +189,18 @@ def inputs(batch: Mapping[str, Any], embedding, net: Network, xp, spherical_harm
     if net.atom_table is not None:  # atom_features "cgcnn": the species table is the element table times the weight
         embedding = xp.const(net.atom_table, like=embedding) @ embedding
     x = xp.astype(xp.take(embedding, batch["numbers"], axis=0), vec.dtype)
+    if net.config.density_basis:
+        x = x + density_features(batch, net.config.density_basis, xp) @ xp.astype(density, vec.dtype)
     return x, edge_attr, basis, s, r
 
 
 def node_outputs(batch: Mapping[str, Any], embedding, interactions: Sequence[Callable], net: Network, xp,
-                 spherical_harmonics: SphericalHarmonics):
+                 spherical_harmonics: SphericalHarmonics, density=None):
     """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling. ``embedding`` is
-    the ``embedding.weight`` parameter (``config.embedding_shape``), ``interactions`` the layers then the
-    read-out, each called as ``layer(x, edge_attr, edge_basis, senders, receivers)``."""
-    x, edge_attr, basis, s, r = inputs(batch, embedding, net, xp, spherical_harmonics)
+    the ``embedding.weight`` parameter (``config.embedding_shape``), ``density`` the ``density.weight``
+    one (None unless ``config.density_basis``), ``interactions`` the layers then the read-out, each
+    called as ``layer(x, edge_attr, edge_basis, senders, receivers)``."""
+    x, edge_attr, basis, s, r = inputs(batch, embedding, net, xp, spherical_harmonics, density)
     for layer in interactions:
         x = layer(x, edge_attr, basis, s, r)
     return x

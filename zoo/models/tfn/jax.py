@@ -82,13 +82,16 @@ class Model(nn.Module):
     def setup(self) -> None:
         self.net = core.network_tables(self.config, _wigner_3j)
         self.embedding = xp.Parameters((("weight", self.config.embedding_shape),))
+        if self.config.density_basis:
+            self.density = xp.Parameters((("weight", (self.config.density_basis, self.config.embed_dim)),))
         self.layers = [Interaction(lp, self.config) for lp in self.net.plan.layers]
         self.readout = Interaction(self.net.plan.readout, self.config)
 
     def node_outputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         embedding = self.embedding(batch["positions"].dtype)["weight"]
+        density = self.density(batch["positions"].dtype)["weight"] if self.config.density_basis else None
         sh = partial(spherical_harmonics, self.net.sh_ls)
-        return core.node_outputs(batch, embedding, [*self.layers, self.readout], self.net, xp, sh)
+        return core.node_outputs(batch, embedding, [*self.layers, self.readout], self.net, xp, sh, density)
 
     def graph_irreps(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         return core.pool(self.node_outputs(batch), batch, self.net, xp)

@@ -71,6 +71,7 @@ class Model(nn.Module):
         self.config = config
         self.net = core.network_tables(config, _wigner_3j)
         self.embedding = xp.Parameters({"weight": config.embedding_shape})  # row Z (or element table x it): unit-variance 0e inputs
+        self.density = xp.Parameters({"weight": (config.density_basis, config.embed_dim)}) if config.density_basis else None
         self.layers = nn.ModuleList(Interaction(lp, config) for lp in self.net.plan.layers)
         self.readout = Interaction(self.net.plan.readout, config)
         # built once here, not per call: torch.compile then traces no e3nn Irreps bookkeeping
@@ -78,7 +79,9 @@ class Model(nn.Module):
 
     def node_outputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling."""
-        return core.node_outputs(batch, self.embedding.weight, [*self.layers, self.readout], self.net, xp, self.spherical_harmonics)
+        density = self.density.weight if self.density is not None else None
+        return core.node_outputs(batch, self.embedding.weight, [*self.layers, self.readout], self.net, xp, self.spherical_harmonics,
+                                 density)
 
     def graph_irreps(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(G, dim of ``config.output_irreps``): pooled read-out irreps (before the Cartesian map)."""

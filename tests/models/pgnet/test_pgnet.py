@@ -120,7 +120,35 @@ def test_network_is_equivariant_under_every_operation_of_its_holohedry(by_system
     """f(hS) = h·f(S) for all 48 (24) operations h of the holohedry, applied to a crystal that has none of
     them (triclinic), the network taken in the holohedry's frame directly (no standardisation); also with
     the per-atom neighbour-count normalisations of the messages."""
-    cfg = config_for(target, message_norm=norm)
+    _assert_holohedry_equivariant(by_system, group, config_for(target, message_norm=norm))
+
+
+def test_density_input_keeps_every_operation_of_the_holohedry(by_system):
+    """density_basis adds the crystal's volume per atom (an invariant, A1g) to the species input: still
+    f(hS) = h·f(S) for all 48 operations of m-3m, float64."""
+    _assert_holohedry_equivariant(by_system, "m-3m", config_for("dielectric", message_norm="neighbors", density_basis=8))
+
+
+def test_density_input_parameters_and_backends(by_system):
+    """density.weight (density_basis x embed_dim) sits after the embedding in the weight format, changes the
+    prediction, and torch and JAX agree on the same weights (float64)."""
+    cfg = config_for("dielectric", message_norm="neighbors", density_basis=6)
+    layout = state_layout(cfg)
+    assert list(layout)[:2] == ["embedding.weight", "density.weight"] and layout["density.weight"] == (6, cfg.embed_dim)
+    assert "density.weight" not in state_layout(config_for("dielectric"))
+    with pytest.raises(ValueError, match="density_basis"):
+        PGNetConfig(density_basis=-2)
+    model = torch_model(cfg)
+    batch = _batch([build_graph(by_system["triclinic"], GraphSpec(rule="radius", radius=cfg.radius))], holohedry=0)
+    with torch.no_grad():
+        out = model(batch).numpy()
+        model.density.weight.zero_()
+        out_zero = model(batch).numpy()
+    assert np.abs(out - out_zero).max() > 1e-3 * np.abs(out).max()
+    assert_backend_parity("pgnet", cfg, [by_system[k] for k in SYSTEMS], "float64")
+
+
+def _assert_holohedry_equivariant(by_system, group, cfg) -> None:
     model = torch_model(cfg)
     s = by_system["triclinic"]
     G = point_group(group)

@@ -72,6 +72,9 @@ class PGNetConfig:
     radial_layers: int = 2
     envelope_p: int = 6
     embed_dim: int = 32  # A1g channels from the species embedding (shared by both branches)
+    # The crystal's volume per atom as an A1g input added to every atom's embedding, 0 = off (why and how:
+    # TFNConfig.density_basis; the same features, zoo.nn.functional.density_features; shared by both branches).
+    density_basis: int = 0
     avg_num_neighbors: float = 20.0
     # Sum of messages / avg_num_neighbors ("mean") or / its square root ("sqrt"); or, as the TFN's
     # (TFNConfig.message_norm), / each atom's own count of incoming edges ("neighbors"; "degree": Y^0 by
@@ -93,6 +96,9 @@ class PGNetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"PGNetConfig.{name} must be a positive integer, got {value!r}")
+        if (not isinstance(self.density_basis, int) or isinstance(self.density_basis, bool) or self.density_basis < 0
+                or self.density_basis == 1):
+            raise ValueError(f"PGNetConfig.density_basis must be 0 (off) or an integer >= 2, got {self.density_basis!r}")
         if not isinstance(self.radial_layers, int) or self.radial_layers < 0:
             raise ValueError(f"PGNetConfig.radial_layers must be an integer >= 0, got {self.radial_layers!r}")
         if self.lmax > 6 or (self.readout_lmax is not None and not 0 <= self.readout_lmax <= 6):
@@ -205,6 +211,8 @@ def interactions(config: PGNetConfig, group: str) -> dict[str, _plan.LayerPlan]:
 def state_layout(config: PGNetConfig) -> dict[str, tuple[int, ...]]:
     """The torch ``state_dict``: ``{name: shape}``, in order (the weight format of both backends)."""
     out: dict[str, tuple[int, ...]] = {"embedding.weight": (N_SPECIES, config.embed_dim)}
+    if config.density_basis:
+        out["density.weight"] = (config.density_basis, config.embed_dim)
     for branch, group in zip(BRANCHES, HOLOHEDRIES):
         for name, layer in interactions(config, group).items():
             for module, params in layer_weight_shapes(config, layer).items():

@@ -25,6 +25,7 @@ import numpy as np
 
 from zoo.nn.equivariant import (MIX_CONV, Layer, degree_halves, edge_vectors, frozen, fused_conv_tables, interaction,
                                 linear_tables, normalize_by_neighbors, residual_map)
+from zoo.nn.functional import density_features
 from zoo.nn.radial import bessel_basis, gaussian_basis, polynomial_envelope
 from zoo.tensors import cartesian_basis, rank_of
 
@@ -135,6 +136,8 @@ def forward(params: Mapping[str, Any], batch: Mapping[str, Any], config: PGNetCo
         edge_attr = normalize_by_neighbors(edge_attr, r, batch["numbers"].shape[0], config.message_norm, xp,
                                            degree_halves(tuple(range(config.sh_lmax + 1))))
     x0 = xp.astype(xp.take(params["embedding.weight"], batch["numbers"], axis=0), vec.dtype)
+    if config.density_basis:  # an invariant of the crystal: A1g in every holohedry
+        x0 = x0 + density_features(batch, config.density_basis, xp) @ xp.astype(params["density.weight"], vec.dtype)
     G = batch["lattice"].shape[0]
     holo = batch["frame_holohedry"]
 

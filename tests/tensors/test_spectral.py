@@ -42,7 +42,7 @@ def test_commute_with_rotations_and_reflections():
 def test_not_positive_definite_is_named():
     T = _spd(4, 3)
     T[2] = np.diag([2.0, -0.5, 1.0])
-    with pytest.raises(ValueError, match=r"'mp-7' \(and 0 more\) is not positive definite.*-0\.5.*--tensor-transform none"):
+    with pytest.raises(ValueError, match=r"'mp-7' \(and 0 more\) is not positive definite.*-0\.5.*--target-transform none"):
         spd_log(T, ids=["mp-1", "mp-3", "mp-7", "mp-9"])
     with pytest.raises(ValueError, match="#2"):
         spd_log(T)

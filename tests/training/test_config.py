@@ -13,7 +13,7 @@ def test_choices_come_from_the_annotations():
     assert literal_choices() == {
         "backend": ("torch", "jax"), "optimizer": ("adam", "adamw"), "schedule": ("cosine", "plateau", "constant"),
         "loss": ("auto", "mse", "l1", "bce"), "dtype": ("float32", "float64"),
-        "tensor_center": ("none", "isotropic"), "tensor_transform": ("none", "log"), "jax_padding": ("buckets", "fixed"),
+        "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log"), "jax_padding": ("buckets", "fixed"),
     }
     for name, allowed in literal_choices().items():
         with pytest.raises(UsageError, match=f"TrainConfig.{name}="):

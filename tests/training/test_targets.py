@@ -159,7 +159,7 @@ def test_loss_choice():
 
 
 def test_log_transform_round_trips_and_commutes_with_rotations():
-    """tensor_transform="log": the model sees (log ε - centre) / scale, predictions come back through exp;
+    """target_transform="log": the model sees (log ε - centre) / scale, predictions come back through exp;
     both steps commute with O(3) (improper rotation here), so the model stays equivariant."""
     from scipy.spatial.transform import Rotation
 
@@ -201,9 +201,25 @@ def test_log_transform_refuses_what_it_cannot_take():
         TargetNormalizer.fit(T, spec, "isotropic", "log", ids=["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="symmetric rank-2"):
         TargetNormalizer.fit(np.ones((3, 3, 3, 3)), TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj"), "none", "log")
-    with pytest.raises(ValueError, match="symmetric rank-2"):
-        TargetNormalizer.fit(np.ones(3), TargetSpec("y"), "none", "log")
-    with pytest.raises(UsageError, match="tensor_transform"):
-        TrainConfig(tensor_transform="sqrt")
+    with pytest.raises(ValueError, match=r"'y' \(and 0 more\) is -1.0, not positive"):
+        TargetNormalizer.fit(np.array([1.0, -1.0, 2.0]), TargetSpec("y"), "none", "log", ids=["x", "y", "z"])
     with pytest.raises(ValueError, match="transform"):
-        TargetNormalizer.from_dict({"kind": "scalar", "mean": 0.0, "scale": 1.0, "transform": "log"})
+        TargetNormalizer.fit(np.array([1.0, 0.0]), TargetSpec("c", kind="class"), "none", "log")
+    with pytest.raises(UsageError, match="target_transform"):
+        TrainConfig(target_transform="sqrt")
+    with pytest.raises(ValueError, match="transform"):
+        TargetNormalizer.from_dict({"kind": "class", "mean": 0.0, "scale": 1.0, "transform": "log"})
+
+
+def test_log_transform_of_a_positive_scalar():
+    """A scalar target (e.g. the isotropic permittivity) standardised as ln y, predicted as exp: golden values."""
+    from zoo.training import TargetNormalizer
+
+    y = np.array([1.0, np.e, np.e**2, np.e**3])
+    n = TargetNormalizer.fit(y, TargetSpec("eps_iso"), "none", "log")
+    assert float(n.mean) == pytest.approx(1.5, abs=1e-15) and n.scale == pytest.approx(np.std([0, 1, 2, 3]), rel=1e-14)
+    np.testing.assert_allclose(n.forward(y), (np.arange(4) - 1.5) / n.scale, atol=1e-14)
+    np.testing.assert_allclose(n.inverse(n.forward(y)), y, rtol=1e-14)
+    assert n.inverse(np.array([1e6]))[0] == pytest.approx(np.exp(50.0))  # finite, not inf
+    back = TargetNormalizer.from_dict(json.loads(json.dumps(n.to_dict())))
+    assert back.transform == "log" and back.to_dict() == n.to_dict()

@@ -42,7 +42,7 @@ def spd_log(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.nda
         label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
         raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
                          f"{float(w.reshape(-1, 3)[k].min()):.4g}), so it has no matrix logarithm; train this target "
-                         f"with --tensor-transform none, or drop the non-physical entries")
+                         f"with --target-transform none, or drop the non-physical entries")
     return np.einsum("...ij,...j,...kj->...ik", V, np.log(w), V)
 
 

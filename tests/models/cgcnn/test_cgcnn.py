@@ -265,6 +265,7 @@ PARITY_CONFIGS = {
     "embedding": dataclasses.replace(SMALL, atom_features="embedding", orig_atom_fea_len=20),
     # dropout 0 so that both backends are deterministic in train mode
     "classification": dataclasses.replace(SMALL, classification=True, dropout=0.0),
+    "density": dataclasses.replace(SMALL, density_basis=6),  # the crystal's volume per atom as an input
 }
 
 
@@ -302,7 +303,7 @@ def test_parity_torch_jax(batch, dtype_name, train, request):
     _parity(SMALL, batch, dtype_name, train)
 
 
-@pytest.mark.parametrize("name", ["default", "deep_head", "embedding", "classification"])
+@pytest.mark.parametrize("name", ["default", "deep_head", "embedding", "classification", "density"])
 def test_parity_torch_jax_variants(crystals, name, x64):
     config = PARITY_CONFIGS[name]
     batch = collate([build_graph(s, config) for s in crystals[:3]])
@@ -455,8 +456,8 @@ def _predict(model, structures, config):
         return model(b).numpy()
 
 
-def test_invariances_float64(crystals):
-    config = SMALL
+@pytest.mark.parametrize("config", [SMALL, dataclasses.replace(SMALL, density_basis=6)], ids=["paper", "density"])
+def test_invariances_float64(crystals, config):
     model = torch_model(config, torch.float64).eval()
     rng = np.random.default_rng(11)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
@@ -473,6 +474,23 @@ def test_invariances_float64(crystals):
     # The test can fail: a different crystal gives a different output.
     other = [Structure(s.lattice.matrix * 1.05, s.species, s.frac_coords) for s in crystals]
     assert rel_err(_predict(model, other, config), base) > 1e-4
+
+
+def test_density_input_is_last_in_the_weights():
+    """density_basis adds one Linear after every other module: the other weights are drawn as before for a
+    seed (so the paper's model keeps its initialisation), and a wrong density_basis is named in the error."""
+    cfg = dataclasses.replace(SMALL, density_basis=6)
+    torch.manual_seed(3)
+    plain = state_arrays(TorchCGCNN(SMALL))
+    torch.manual_seed(3)
+    dense = state_arrays(TorchCGCNN(cfg))
+    assert list(dense) == list(plain) + ["density.weight", "density.bias"]
+    assert all(np.array_equal(plain[k], dense[k]) for k in plain)
+    assert dense["density.weight"].shape == (16, 6)
+    with pytest.raises(WeightsError, match="density_basis=0"):
+        check_state(cfg, plain)
+    with pytest.raises(ValueError, match="density_basis"):
+        CGCNNConfig(density_basis=1)
 
 
 # --------------------------------------------------------------------------- weights

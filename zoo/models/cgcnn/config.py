@@ -56,12 +56,20 @@ class CGCNNConfig:
     # "cgcnn": the fixed 92-dim element table of the paper (see ATOM_FEATURES, atom_table());
     # "embedding": a learnable nn.Embedding(101, orig_atom_fea_len) in its place.
     atom_features: str = "cgcnn"
+    # The crystal's volume per atom (Å^3/atom) in this many Gaussians of ln(1 + V/N), through a Linear to
+    # atom_fea_len, added to every atom's embedded features; 0 = off (the paper's model). Why: the TFN's
+    # ``density_basis`` (zoo.nn.functional.density_features): a permittivity follows the polarisability per
+    # volume, and CGCNN's 12 nearest neighbours see only the local packing.
+    density_basis: int = 0
 
     def __post_init__(self) -> None:
         for name in ("atom_fea_len", "n_conv", "h_fea_len", "n_h", "orig_atom_fea_len", "max_neighbors"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CGCNNConfig.{name} must be a positive integer, got {value!r}")
+        if (not isinstance(self.density_basis, int) or isinstance(self.density_basis, bool) or self.density_basis < 0
+                or self.density_basis == 1):
+            raise ValueError(f"CGCNNConfig.density_basis must be 0 (off) or an integer >= 2, got {self.density_basis!r}")
         if self.atom_features not in ATOM_FEATURES:
             raise ValueError(f"CGCNNConfig.atom_features must be one of {ATOM_FEATURES}, got {self.atom_features!r}")
         if self.atom_features != "embedding" and self.orig_atom_fea_len != 92:
@@ -141,6 +149,8 @@ def state_layout(config: CGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
     for k in range(config.n_h - 1):
         linear(f"fcs.{k}", H, H)
     linear("fc_out", H, config.n_outputs)
+    if config.density_basis:  # last, so that the other modules draw the same initial weights for a seed
+        linear("density", config.density_basis, A)
     return dict(out)
 
 
@@ -161,6 +171,7 @@ def _widths_of_state(state: dict) -> dict[str, object]:
     if len(shape.get("fc_out.weight", ())) == 2:
         found["classification"] = shape["fc_out.weight"][0] == 2
     found["atom_features"] = "embedding" if "atom_embedding.weight" in state else "a fixed table"
+    found["density_basis"] = shape["density.weight"][1] if len(shape.get("density.weight", ())) == 2 else 0
     return found
 
 
@@ -179,6 +190,7 @@ def check_state(config: CGCNNConfig, state: dict, what: str = "CGCNN weights") -
         "n_h": config.n_h,
         "classification": config.classification,
         "atom_features": "embedding" if config.atom_features == "embedding" else "a fixed table",
+        "density_basis": config.density_basis,
     }
     found = _widths_of_state(state)
     diff = {k: (found[k], want[k]) for k in want if k in found and found[k] != want[k]}

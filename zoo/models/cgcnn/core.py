@@ -31,7 +31,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from zoo.nn.functional import gaussian_expansion, masked_segment_mean
+from zoo.nn.functional import density_features, gaussian_expansion, masked_segment_mean
 from zoo.nn.norm import RunningStats, masked_batch_norm, named_batch_norm
 
 from .config import CGCNNConfig
@@ -104,6 +104,8 @@ def forward(
 
     table = p["atom_embedding.weight" if cfg.atom_features == "embedding" else "atom_table"]
     v = linear(xp.take(table, batch["numbers"]), p, "embedding", xp)
+    if cfg.density_basis:  # the crystal's volume per atom, the same for all its atoms (config.density_basis)
+        v = v + linear(xp.astype(density_features(batch, cfg.density_basis, xp), v.dtype), p, "density", xp)
     nbr_fea = gaussian_expansion(batch["distances"], dmin=cfg.dmin, dmax=cfg.dmax, step=cfg.step, var=cfg.var, xp=xp)
     for k in range(cfg.n_conv):
         v = conv_layer(v, nbr_fea, batch, p, f"convs.{k}", norm, xp)

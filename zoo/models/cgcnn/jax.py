@@ -106,6 +106,8 @@ class CGCNN(nn.Module):
         self.fcs = [Linear(H, H) for _ in range(cfg.n_h - 1)]
         self.fc_out = Linear(H, cfg.n_outputs)
         self.dropout = nn.Dropout(cfg.dropout)  # no variables; core.forward applies it in classification only
+        if cfg.density_basis:
+            self.density = Linear(cfg.density_basis, A)
 
     def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> jax.Array:
         cfg = self.config

@@ -55,6 +55,19 @@ def assert_equivariant_dielectric(cfg: TFNConfig) -> None:
     assert rel_err(out[idx["g2_super"]], out[idx["g2"]]) <= 1e-10
 
 
+def assert_jax_matches_on_the_padded_batch(cfg: TFNConfig, seed: int) -> None:
+    """The same weights give the same prediction in JAX, float64, on the padded batch (padding atoms, edges
+    and graphs included)."""
+    graphs, _, _ = variants()
+    model, out = torch_out(cfg, graphs, seed=seed)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    with jax.enable_x64(True):
+        variables = jax_variables(state, cfg, "float64")
+        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
+        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
+    assert rel_err(out_jax, out) <= 1e-10
+
+
 @pytest.mark.parametrize("norm", ["neighbors", "degree"])
 def test_neighbor_normalisation_is_equivariant(norm):
     # The count is per atom: a supercell keeps it.
@@ -64,15 +77,7 @@ def test_neighbor_normalisation_is_equivariant(norm):
 @pytest.mark.slow  # one XLA compilation of the model: ~1 min on 2 shared cores
 @pytest.mark.parametrize("norm", ["neighbors", "degree"])
 def test_neighbor_normalisation_matches_jax_on_the_padded_batch(norm):
-    cfg = config_for("dielectric", message_norm=norm)
-    graphs, _, _ = variants()
-    model, out = torch_out(cfg, graphs)
-    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    with jax.enable_x64(True):
-        variables = jax_variables(state, cfg, "float64")
-        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)  # padding atoms and edges included
-        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
-    assert rel_err(out_jax, out) <= 1e-10
+    assert_jax_matches_on_the_padded_batch(config_for("dielectric", message_norm=norm), seed=0)
 
 
 def test_neighbor_normalisation_divides_by_each_atoms_own_count():
@@ -161,15 +166,7 @@ def test_element_features_are_the_normalised_table_times_the_weight():
 @pytest.mark.slow  # one XLA compilation of the model: 57 s at load 6.5 on the 2 shared cores (31 s of CPU)
 def test_element_features_match_jax_on_the_padded_batch():
     """The same weights (the 92 x embed_dim matrix included) give the same prediction in JAX, float64."""
-    cfg = config_for("scalar", atom_features="cgcnn")
-    graphs, _, _ = variants()
-    model, out = torch_out(cfg, graphs, seed=6)
-    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    with jax.enable_x64(True):
-        variables = jax_variables(state, cfg, "float64")
-        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
-        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
-    assert rel_err(out_jax, out) <= 1e-10
+    assert_jax_matches_on_the_padded_batch(config_for("scalar", atom_features="cgcnn"), seed=6)
 
 
 # ------------------------------------------------------------- volume per atom as an input (issue #11, embedded)
@@ -231,12 +228,4 @@ def test_density_features_agree_across_backends_on_a_padded_batch():
 
 @pytest.mark.slow  # one XLA compilation of the model (~1 min on 2 shared cores)
 def test_density_input_matches_jax_on_the_padded_batch():
-    cfg = config_for("dielectric", message_norm="neighbors", density_basis=8)
-    graphs, _, _ = variants()
-    model, out = torch_out(cfg, graphs, seed=8)
-    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    with jax.enable_x64(True):
-        variables = jax_variables(state, cfg, "float64")
-        batch = to_jax(pad_batch(collate(graphs)), dtype=jax.numpy.float64)
-        out_jax = np.asarray(tfn_jax.Model(cfg).apply(variables, batch))[: len(graphs)]
-    assert rel_err(out_jax, out) <= 1e-10
+    assert_jax_matches_on_the_padded_batch(config_for("dielectric", message_norm="neighbors", density_basis=8), seed=8)

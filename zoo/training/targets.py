@@ -19,7 +19,9 @@
   (definite). Why: permittivities are heavy-tailed (MP total ε up to ~400 where the median Tr/3 is ~5); on
   log ε the loss weighs a relative error the same on a ε ≈ 3 crystal as on a ε ≈ 80 one, and a
   composition-linear fit of log ε is already 22 % better than one of ε on MP electronic validation
-  (results/tfn/LOG_TARGET.md). The centre and scale then apply to the logarithm.
+  (results/tfn/LOG_TARGET.md). The centre and scale then apply to the logarithm. Not to be confused with
+  ``TargetSpec.transform`` (e.g. "log10" of a modulus): that one is the task's and changes what is
+  scored; this one is the training's, and every score stays in the task's units.
 - **Loss.** ``auto`` is the mean squared error, binary cross-entropy on the logit for classes.
 - **Scores** are ``zoo.tasks.metrics``'s, the ones a task records (classes: matbench's threshold p > 0.5).
 """

@@ -18,7 +18,7 @@ def _tensor_metrics(scale: float) -> dict:
 
 
 def _make_run(root: Path, name: str, task: str, *, kind="tensor", backend="torch", fold=0, version="1",
-              task_kwargs=None, finished=True, test=None) -> Path:
+              task_kwargs=None, finished=True, test=None, recipe=None) -> Path:
     d = root / name
     (d / "plots").mkdir(parents=True)
     target = {"name": "y", "kind": kind, "unit": "meV/atom" if kind == "scalar" else "", "rank": 2 if kind == "tensor" else 0,
@@ -31,7 +31,7 @@ def _make_run(root: Path, name: str, task: str, *, kind="tensor", backend="torch
                "floor": {"test": floor}, "n": n, "test": test,
                "plots": ["plots/learning_curve.png", "plots/parity_test.png"], "finished": finished,
                "time_s": {"train": 123.0}, "device": "cpu"}
-    config = {"train": {"patience": 15, "task_kwargs": task_kwargs or {}},
+    config = {"train": {"patience": 15, "task_kwargs": task_kwargs or {}, "recipe": recipe},
               "model": {"name": "tfn", "config": {"n_layers": 3}},
               "task": {"name": task, "version": version, "target": target, "fold": fold}}
     env = {"created_utc": "2026-11-25T18:00:00+00:00", "git": {"commit": "abcdef1234567890", "dirty": True}}
@@ -116,6 +116,17 @@ def test_table_values_floors_cgcnn_and_plots(tmp_path):
                      "mp_dielectric_total_torch_learning_curve.png", "mp_dielectric_total_torch_parity_test.png"]
     assert (out / "plots" / "mp_dielectric_total_torch_parity_test.png").read_bytes() == b"\x89PNG fake parity_test.png"
     assert not [p for p in out.rglob(".*.tmp")]  # atomic writes leave no temporary files
+
+
+def test_runs_of_a_recipe_say_so(tmp_path):
+    """Runs that record a family recipe are not called untuned: the README names the recipe(s)."""
+    runs = tmp_path / "runs"
+    a = _make_run(runs, "run_a", "mp_dielectric_total", fold=0, recipe="tfn.rank2")
+    b = _make_run(runs, "run_b", "mp_dielectric_total", fold=1, recipe="tfn.rank2")
+    out = tmp_path / "out"
+    assert tr.main([str(a), str(b), "--floors", str(_floors(tmp_path / "floors.json")), "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    assert "with the recipe(s) `tfn.rank2`" in readme and "not as tuned leaderboard numbers" not in readme
 
 
 def test_version_mismatch_and_missing_cgcnn(tmp_path):

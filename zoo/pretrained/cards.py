@@ -90,7 +90,7 @@ def card(entry: Entry, out: Path = OUT, results: Path = RESULTS) -> str:
     cv = m.get("cross_validation")
     if cv:
         folds = sorted(cv["folds"])
-        keys = [k for k in ("mae", "rmse", "max_error") if k in cv["mean"]]
+        keys = [k for k in ("mae", "rmse", "fnorm", "ewt25", "max_error") if k in cv["mean"]]
         lines += ["", f"## Cross-validation ({len(folds)} folds, same recipe; `{cv['source']}`)", "",
                   "| fold | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         lines += [f"| {f} | " + " | ".join(_num(cv["folds"][f][k]) for k in keys) + " |" for f in folds]

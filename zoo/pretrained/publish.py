@@ -154,7 +154,8 @@ def _cross_validation_runs(run_dirs: list[str], train: dict[str, Any]) -> dict:
         by_fold.setdefault(run["fold"], []).append((run["seed"], metrics["test"]))
     if sorted(by_fold) != list(range(len(by_fold))) or len(by_fold) < 2:
         raise PretrainedError(f"--cv-runs: folds {sorted(by_fold)} are not 0 .. k-1 (k >= 2); give one run or more per fold")
-    keys = [k for k in ("mae", "rmse", "mape", "max_error") if all(k in m for rs in by_fold.values() for _, m in rs)]
+    # the scalar scores, and for a tensor task its Frobenius error and EwT25 (the tensor tasks' headline scores)
+    keys = [k for k in ("mae", "rmse", "fnorm", "ewt25", "mape", "max_error") if all(k in m for rs in by_fold.values() for _, m in rs)]
     folds = {f"fold_{f}": {k: statistics.median(m[k] for _, m in rs) for k in keys} for f, rs in sorted(by_fold.items())}
     seeds = {f"fold_{f}": sorted(s for s, _ in rs) for f, rs in sorted(by_fold.items())}
     mean = {k: sum(s[k] for s in folds.values()) / len(folds) for k in keys}

@@ -45,8 +45,8 @@ TARGET_TRANSFORMS = ("none", "log")
 
 @dataclass
 class TargetNormalizer:
-    """y_model = (f(y) - mean) / scale, f the identity or the matrix logarithm (``transform``; see the module
-    docstring for what a tensor's mean may be)."""
+    """y_model = (f(y) - mean) / scale, f the identity or the logarithm (ln y of a scalar, the matrix logarithm
+    of a tensor; ``transform``); see the module docstring for what a tensor's mean may be."""
 
     kind: str  # "scalar" | "tensor" | "class"
     mean: np.ndarray  # () for scalars, target shape for tensors (zeros), () zero for classes

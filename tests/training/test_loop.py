@@ -323,3 +323,30 @@ def test_jax_float64_is_scoped_and_trains_as_with_the_global_flag(tmp_path, task
     assert strip(rows_without_time(scoped.run_dir)) == strip(rows_without_time(everywhere.run_dir))
     assert scoped.summary["test"] == everywhere.summary["test"]
 
+
+
+def test_log_target_refuses_a_bad_validation_target_before_training(tmp_path, monkeypatch):
+    """--target-transform log: a validation target with no logarithm stops the run before its first epoch
+    (no epoch logged), naming the crystal; with every target positive the same run trains."""
+    from tests.helpers import TINY
+    from zoo.models import get_family
+    from zoo.training import train
+    from zoo.training.data import load_fold
+
+    spec = TaskSpec(name="toy_log", version="t", target=TargetSpec("volume_per_atom", kind="scalar"), n_folds=5)
+    frame = toy_frame(30)
+    config = cfg(tmp_path, epochs=1, target_transform="log")
+    graph_spec = get_family("cgcnn").config(**TINY).graph_spec()
+    val_id = load_fold(ArrayTask.from_dataframe(spec, frame, seed=0), 0, config, graph_spec).val.ids[0]
+    frame.loc[val_id, "volume_per_atom"] = -1.0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an epoch was trained before the validation targets were checked")
+
+    with monkeypatch.context() as m:
+        m.setattr("zoo.training.loop._train_epoch", no_training)
+        with pytest.raises(ValueError, match=f"'{val_id}'.*not positive"):
+            train(config, task=ArrayTask.from_dataframe(spec, frame, seed=0))
+    frame.loc[val_id, "volume_per_atom"] = 20.0
+    ok = train(cfg(tmp_path / "ok", epochs=1, target_transform="log"), task=ArrayTask.from_dataframe(spec, frame, seed=0))
+    assert json.loads((ok.run_dir / "config.json").read_text())["normalizer"]["transform"] == "log"

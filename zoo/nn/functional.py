@@ -69,6 +69,13 @@ def masked_segment_mean(x, segments, n_segments: int, mask=None, *, xp):
 DENSITY_RANGE = (float(np.log1p(1.0)), float(np.log1p(300.0)))
 
 
+def check_density_basis(value, owner: str) -> None:
+    """The rule every family's ``density_basis`` follows: 0 (off) or at least 2 Gaussians (their spacing
+    divides by n - 1)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value == 1:
+        raise ValueError(f"{owner}.density_basis must be 0 (off) or an integer >= 2, got {value!r}")
+
+
 def volume_per_atom(batch, xp):
     """(G,) cell volume per atom of each graph in Å^3/atom: |det(lattice)| over the graph's atoms (a graph
     without atoms, i.e. padding, counts as one, so that nothing divides by zero)."""
@@ -90,6 +97,5 @@ def density_features(batch, n_basis: int, xp):
     lo, hi = DENSITY_RANGE
     step = (hi - lo) / (n_basis - 1)
     u = xp.log1p(volume_per_atom(batch, xp))
-    dtype_like = batch["positions"]
-    phi = gaussian_expansion(xp.astype(u, dtype_like.dtype), lo, hi, step, xp=xp)
+    phi = gaussian_expansion(xp.astype(u, batch["positions"].dtype), lo, hi, step, xp=xp)
     return xp.take(phi, batch["node_graph"], axis=0)

@@ -35,13 +35,13 @@ def spd_log(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.nda
     smallest eigenvalue."""
     S = _symmetric(T, name)
     w, V = np.linalg.eigh(S)
-    bad = ~(w.min(axis=-1) > 0) if w.ndim > 1 else np.asarray([not w.min() > 0])
-    if bad.any():
-        flat = np.flatnonzero(bad.reshape(-1))
+    smallest = w.reshape(-1, 3).min(axis=1)
+    flat = np.flatnonzero(~(smallest > 0))  # NaN counts as bad too
+    if len(flat):
         k = int(flat[0])
         label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
         raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
-                         f"{float(w.reshape(-1, 3)[k].min()):.4g}), so it has no matrix logarithm; train this target "
+                         f"{float(smallest[k]):.4g}), so it has no matrix logarithm; train this target "
                          f"with --target-transform none, or drop the non-physical entries")
     return np.einsum("...ij,...j,...kj->...ik", V, np.log(w), V)
 

@@ -174,7 +174,10 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
 def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on_epoch_end, ctx: distributed.Context) -> None:
     """Epochs from the run's state up to ``config.epochs`` (or an early stop), each logged and checkpointed."""
     c, state = run.config, run.state
+    # Both standardised once, before any step: a target the transform refuses (zoo.training.targets) stops
+    # the run here, not after an epoch of training.
     z_train = run.normalizer.forward(data.train.y, data.train.ids)
+    z_val = run.normalizer.forward(data.val.y, data.val.ids)
     val_batches = [adapter.make_batch([data.val.graphs[i] for i in b], None) for b in index_batches(adapter, data.val.graphs, c.batch_size)]
     bar = tqdm(range(state.epoch, c.epochs), initial=state.epoch, total=c.epochs, unit="epoch",
                desc=f"{c.model}/{c.backend} {c.task} f{c.fold}", disable=not c.progress)
@@ -185,7 +188,7 @@ def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on
         te, comp0 = time.perf_counter(), adapter.compilations
 
         train_loss = _train_epoch(run, adapter, schedule, data, z_train, epoch, ctx)
-        val, val_loss = _validate(run, adapter, data, val_batches, ctx)
+        val, val_loss = _validate(run, adapter, data, z_val, val_batches, ctx)
         metric = float(val[run.selection[0]])
         schedule.end_epoch(metric)
         improved = run.end_epoch(epoch, metric, adapter.state_dict, counts=schedule.annealed(max(state.step - 1, 0)))
@@ -235,14 +238,15 @@ def _train_epoch(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldDat
     return train_loss
 
 
-def _validate(run: Run, adapter: Adapter, data: FoldData, val_batches: list, ctx: distributed.Context) -> tuple[dict[str, Any], float]:
+def _validate(run: Run, adapter: Adapter, data: FoldData, z_val: np.ndarray, val_batches: list,
+              ctx: distributed.Context) -> tuple[dict[str, Any], float]:
     """Validation scores in task units (no point-group scores: those need a structure analysis) and the
     validation loss in standardised units, for the learning curve."""
     zv = ctx.predict(adapter, data.val.graphs, run.config.batch_size, val_batches)
     if not np.all(np.isfinite(zv)):
         raise TrainingError(_diverged(run, "validation predictions became non-finite", run.state.epoch + 1))
     scores = compute_metrics(run.target, data.val.y, run.normalizer.inverse(zv))
-    val_loss = float(np.mean(per_graph_loss(run.loss, zv, run.normalizer.forward(data.val.y, data.val.ids))))
+    val_loss = float(np.mean(per_graph_loss(run.loss, zv, z_val)))
     return scores, val_loss
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from zoo.core.weights import WeightsError, check_state_matches
 from zoo.models import register_family
+from zoo.nn.functional import check_density_basis
 from zoo.nn.functional import gaussian_expansion
 from zoo.nn.norm import StateLayout
 
@@ -67,9 +68,7 @@ class CGCNNConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CGCNNConfig.{name} must be a positive integer, got {value!r}")
-        if (not isinstance(self.density_basis, int) or isinstance(self.density_basis, bool) or self.density_basis < 0
-                or self.density_basis == 1):
-            raise ValueError(f"CGCNNConfig.density_basis must be 0 (off) or an integer >= 2, got {self.density_basis!r}")
+        check_density_basis(self.density_basis, "CGCNNConfig")
         if self.atom_features not in ATOM_FEATURES:
             raise ValueError(f"CGCNNConfig.atom_features must be one of {ATOM_FEATURES}, got {self.atom_features!r}")
         if self.atom_features != "embedding" and self.orig_atom_fea_len != 92:

@@ -24,6 +24,7 @@ from functools import lru_cache
 from zoo.graphs import GraphSpec
 from zoo.models import register_family
 from zoo.nn.equivariant import linear_tables
+from zoo.nn.functional import check_density_basis
 from zoo.tensors import cartesian_irreps, rank_of
 
 from . import plan as _plan
@@ -96,9 +97,7 @@ class PGNetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"PGNetConfig.{name} must be a positive integer, got {value!r}")
-        if (not isinstance(self.density_basis, int) or isinstance(self.density_basis, bool) or self.density_basis < 0
-                or self.density_basis == 1):
-            raise ValueError(f"PGNetConfig.density_basis must be 0 (off) or an integer >= 2, got {self.density_basis!r}")
+        check_density_basis(self.density_basis, "PGNetConfig")
         if not isinstance(self.radial_layers, int) or self.radial_layers < 0:
             raise ValueError(f"PGNetConfig.radial_layers must be an integer >= 0, got {self.radial_layers!r}")
         if self.lmax > 6 or (self.readout_lmax is not None and not 0 <= self.readout_lmax <= 6):

@@ -21,6 +21,7 @@ import numpy as np
 from zoo.graphs import GraphSpec
 from zoo.graphs.features import CGCNN_FEATURE_DIM, original_cgcnn_atom_features
 from zoo.models import register_family
+from zoo.nn.functional import check_density_basis
 from zoo.tensors import cartesian_irreps, irreps_string, rank_of
 
 from . import irreps as _ir
@@ -113,9 +114,7 @@ class TFNConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TFNConfig.{name} must be a positive integer, got {value!r}")
-        if (not isinstance(self.density_basis, int) or isinstance(self.density_basis, bool) or self.density_basis < 0
-                or self.density_basis == 1):
-            raise ValueError(f"TFNConfig.density_basis must be 0 (off) or an integer >= 2, got {self.density_basis!r}")
+        check_density_basis(self.density_basis, "TFNConfig")
         if not isinstance(self.radial_layers, int) or self.radial_layers < 0:
             raise ValueError(f"TFNConfig.radial_layers must be an integer >= 0, got {self.radial_layers!r}")
         if self.lmax > 6:

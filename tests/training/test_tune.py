@@ -47,6 +47,13 @@ def test_the_grid_is_parsed_and_checked():
         parse_grid(["lr"])
 
 
+def test_a_literal_none_in_the_grid_stays_the_word():
+    # target_transform and tensor_center take the string "none", not Python's None.
+    assert parse_grid(["target_transform=none,log", "tensor_center=none,isotropic", "lr=1e-3"]) == {
+        "target_transform": ["none", "log"], "tensor_center": ["none", "isotropic"], "lr": [1e-3]}
+    assert parse_grid(["set.density_basis=none"]) == {"set.density_basis": [None]}  # model options: as parsed
+
+
 def test_a_search_trains_every_candidate_on_validation_only(searched):
     root, table, lines = searched
     assert [r["candidate"] for r in table["candidates"]] == ["lr=0.001", "lr=0.03"]

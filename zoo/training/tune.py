@@ -42,7 +42,7 @@ import pandas as pd
 from zoo.core.io import write_json, write_text
 
 from . import recipes
-from .config import TrainConfig, TrainingError, UsageError, parse_value
+from .config import TrainConfig, TrainingError, UsageError, conforms, field_types, parse_value
 from .data import build_task
 from .loop import train
 
@@ -114,13 +114,24 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             raise UsageError(f"--grid {item}: {key!r} is not a recipe option{hint} Search one of "
                              f"{[f for f in recipes.RECIPE_FIELDS if f != 'model_overrides']}, or set.KEY for a model "
                              "hyper-parameter (e.g. set.n_layers=2,3)")
-        parsed = [parse_value(v) for v in values.split(",") if v.strip()]
+        parsed = [_grid_value(key, v) for v in values.split(",") if v.strip()]
         if not parsed or key in grid:
             raise UsageError(f"--grid {item}: give each key once, with at least one value")
         grid[key] = parsed
     if not grid:
         raise UsageError("--grid needs at least one KEY=V1,V2 (e.g. --grid lr=1e-3,5e-3)")
     return grid
+
+
+def _grid_value(key: str, text: str) -> Any:
+    """One grid value. A recipe field whose type takes the word as written keeps it: ``target_transform=none``
+    and ``tensor_center=none`` are the Literal ``"none"``, not Python's None (which those fields refuse)."""
+    value = parse_value(text)
+    if not key.startswith(MODEL_PREFIX) and key in field_types():
+        annotation = field_types()[key]
+        if not conforms(value, annotation) and conforms(text.strip(), annotation):
+            return text.strip()
+    return value
 
 
 def candidates(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

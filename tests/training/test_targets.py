@@ -223,3 +223,48 @@ def test_log_transform_of_a_positive_scalar():
     assert n.inverse(np.array([1e6]))[0] == pytest.approx(np.exp(50.0))  # finite, not inf
     back = TargetNormalizer.from_dict(json.loads(json.dumps(n.to_dict())))
     assert back.transform == "log" and back.to_dict() == n.to_dict()
+
+
+def test_norm_log_transform_of_a_piezoelectric_like_target():
+    """target_transform="norm_log" on a rank-3 target: fitted scale = median training norm, exact round trip,
+    commutes with improper rotations, and the run folder's record restores it (scale included)."""
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+    from zoo.tensors.norm_log import norm_log
+    from zoo.training import TargetNormalizer
+
+    rng = np.random.default_rng(5)
+    T = rng.standard_normal((30, 3, 3, 3)) * np.exp(rng.normal(0, 1.5, (30, 1, 1, 1)))
+    T = 0.5 * (T + T.transpose(0, 1, 3, 2))  # e_ijk = e_ikj
+    spec = TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj")
+    n = TargetNormalizer.fit(T, spec, "isotropic", "norm_log")
+    s = float(np.median(np.linalg.norm(T.reshape(30, -1), axis=1)))
+    assert n.transform_scale == pytest.approx(s, rel=1e-14)
+    np.testing.assert_array_equal(n.mean, 0.0)  # an odd rank has no isotropic part
+    z = n.forward(T)
+    np.testing.assert_allclose(z * n.scale, norm_log(T, 3, s), rtol=1e-14)
+    assert np.mean(z**2) == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(n.inverse(z), T, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(n.inverse(z[0]), T[0], rtol=1e-11, atol=1e-13)  # one tensor without the batch axis
+    R = -Rotation.random(random_state=2).as_matrix()
+    zR = np.stack([rotate_tensor(t, R) for t in z])
+    np.testing.assert_allclose(n.forward(np.stack([rotate_tensor(t, R) for t in T])), zR, atol=1e-12)
+    np.testing.assert_allclose(n.inverse(zR), np.stack([rotate_tensor(t, R) for t in T]), rtol=1e-10, atol=1e-12)
+    d = json.loads(json.dumps(n.to_dict()))
+    assert d["transform"] == "norm_log" and d["transform_scale"] == pytest.approx(s)
+    np.testing.assert_array_equal(TargetNormalizer.from_dict(d).inverse(z), n.inverse(z))
+    assert "transform_scale" not in TargetNormalizer.fit(T, spec, "isotropic").to_dict()
+    with pytest.raises(ValueError, match="transform_scale"):
+        TargetNormalizer.from_dict({**d, "transform_scale": -1.0})
+
+
+def test_norm_log_transform_of_a_signed_scalar():
+    from zoo.training import TargetNormalizer
+
+    y = np.array([-4.0, -1.0, 0.0, 1.0, 9.0])
+    n = TargetNormalizer.fit(y, TargetSpec("y"), "none", "norm_log")
+    assert n.transform_scale == pytest.approx(2.5)  # median of |y| over the non-zero ones: 1, 1, 4, 9
+    f = np.sign(y) * 2.5 * np.log1p(np.abs(y) / 2.5)
+    np.testing.assert_allclose(n.forward(y), (f - f.mean()) / f.std(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(n.inverse(n.forward(y)), y, rtol=1e-13, atol=1e-13)

@@ -69,9 +69,10 @@ class TrainConfig:
     tensor_center: Literal["none", "isotropic"] = option(
         "none", help="tensor targets: subtract nothing or the isotropic part of the training mean (e.g. Tr/3 * I) before scaling")
     # Why a (matrix) logarithm keeps the model equivariant and the prediction positive (definite): zoo.training.targets.
-    target_transform: Literal["none", "log"] = option(
-        "none", help="positive scalar or symmetric positive-definite rank-2 targets (dielectric): learn the (matrix) "
-        "logarithm, predict its exponential")
+    target_transform: Literal["none", "log", "norm_log"] = option(
+        "none", help="log: positive scalar or symmetric positive-definite rank-2 targets (dielectric): learn the (matrix) "
+        "logarithm, predict its exponential; norm_log: any tensor or signed scalar (piezoelectric): compress the "
+        "Frobenius norm logarithmically, keep the direction")
     seed: int = option(0, help="seed of init, shuffling and dropout")
     split_seed: int = option(0, help="seed of the validation split (tasks without a fixed one)")
     val_fraction: float = option(0.1, help="share of a fold's training data held out for validation")

@@ -22,6 +22,10 @@
   (results/tfn/LOG_TARGET.md). The centre and scale then apply to the logarithm. Not to be confused with
   ``TargetSpec.transform`` (e.g. "log10" of a modulus): that one is the task's and changes what is
   scored; this one is the training's, and every score stays in the task's units.
+  ``"norm_log"`` is for targets with no logarithm (a piezoelectric tensor, a signed scalar): it compresses
+  the Frobenius norm, |T| -> s ln(1 + |T|/s), and keeps the direction (``zoo.tensors.norm_log``). The norm is
+  O(3)-invariant for every rank, so this too commutes with rotations and reflections. ``s`` is the median
+  norm of the training targets, stored as ``transform_scale``.
 - **Loss.** ``auto`` is the mean squared error, binary cross-entropy on the logit for classes.
 - **Scores** are ``zoo.tasks.metrics``'s, the ones a task records (classes: matbench's threshold p > 0.5).
 """
@@ -35,12 +39,13 @@ import numpy as np
 from zoo.tasks.metrics import classification_metrics, scalar_metrics, tensor_metrics
 from zoo.tasks.spec import TargetSpec
 from zoo.tensors import default_formula, isotropic_part, spd_log, sym_exp
+from zoo.tensors.norm_log import median_norm, norm_exp, norm_log
 from zoo.tensors.spectral import MAX_LOG_EIGENVALUE
 
 from .config import TrainConfig
 
 TENSOR_CENTERS = ("none", "isotropic")
-TARGET_TRANSFORMS = ("none", "log")
+TARGET_TRANSFORMS = ("none", "log", "norm_log")
 
 
 @dataclass
@@ -51,13 +56,14 @@ class TargetNormalizer:
     kind: str  # "scalar" | "tensor" | "class"
     mean: np.ndarray  # () for scalars, target shape for tensors (zeros), () zero for classes
     scale: float
-    transform: str = "none"  # "none" | "log" (positive scalars, symmetric positive-definite rank-2 tensors)
+    transform: str = "none"  # "none" | "log" (positive scalars, symmetric positive-definite rank-2 tensors) | "norm_log"
+    transform_scale: float = 1.0  # norm_log's s, in the target's units (the median training norm)
 
     @classmethod
     def fit(cls, y: np.ndarray, target: TargetSpec, tensor_center: str = "none", target_transform: str = "none",
             ids: Sequence[str] | None = None) -> "TargetNormalizer":
         """Fitted on the training targets ``y`` (``ids`` name them in errors); ``tensor_center`` ("none" |
-        "isotropic") only matters for tensors, ``target_transform`` ("none" | "log") for scalars and tensors
+        "isotropic") only matters for tensors, ``target_transform`` ("none" | "log" | "norm_log") for scalars and tensors
         (module docstring)."""
         if tensor_center not in TENSOR_CENTERS:
             raise ValueError(f"tensor_center={tensor_center!r}; choose one of {TENSOR_CENTERS} (--tensor-center)")
@@ -66,7 +72,8 @@ class TargetNormalizer:
         y = np.asarray(y, dtype=np.float64)
         if target.kind == "class":
             if target_transform != "none":
-                raise ValueError("target_transform='log' has no meaning for a class target; use --target-transform none")
+                raise ValueError(f"target_transform={target_transform!r} has no meaning for a class target; use "
+                                 "--target-transform none")
             return cls("class", np.zeros(()), 1.0)
         if target_transform == "log":
             formula = (target.formula or default_formula(2)) if y.ndim == 3 else ""
@@ -78,6 +85,10 @@ class TargetNormalizer:
                                  "--target-transform none")
             else:
                 y = spd_log(y, ids, "training target")
+        transform_scale = 1.0
+        if target_transform == "norm_log":
+            transform_scale = median_norm(y, y.ndim - 1)
+            y = norm_log(y, y.ndim - 1, transform_scale)
         if target.kind == "tensor":
             rank = y.ndim - 1
             mean = np.zeros(y.shape[1:])
@@ -85,14 +96,17 @@ class TargetNormalizer:
                 mean = isotropic_part(y.mean(axis=0), target.formula or default_formula(rank))
             d = (y - mean).reshape(len(y), -1)
             rms = float(np.sqrt(np.mean(np.sum(d**2, axis=1)) / 3**rank)) if len(y) else 0.0
-            return cls("tensor", mean, rms if rms > 0 else 1.0, target_transform)
+            return cls("tensor", mean, rms if rms > 0 else 1.0, target_transform, transform_scale)
         std = float(np.std(y)) if len(y) else 0.0
-        return cls("scalar", np.asarray(float(np.mean(y)) if len(y) else 0.0), std if std > 0 else 1.0, target_transform)
+        return cls("scalar", np.asarray(float(np.mean(y)) if len(y) else 0.0), std if std > 0 else 1.0, target_transform,
+                   transform_scale)
 
     def forward(self, y: np.ndarray, ids: Sequence[str] | None = None) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         if self.transform == "log":
             y = _positive_log(y, ids, "target") if self.kind == "scalar" else spd_log(y, ids, "target")
+        elif self.transform == "norm_log":
+            y = norm_log(y, np.ndim(self.mean), self.transform_scale)
         return (y - self.mean) / self.scale
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
@@ -100,6 +114,8 @@ class TargetNormalizer:
         if self.kind == "class":  # logit -> probability of the positive class
             return 1.0 / (1.0 + np.exp(-z))
         y = z * self.scale + self.mean
+        if self.transform == "norm_log":
+            return norm_exp(y, np.ndim(self.mean), self.transform_scale)  # a scalar's mean is 0-d: rank 0
         if self.transform != "log":
             return y
         return np.exp(np.minimum(y, MAX_LOG_EIGENVALUE)) if self.kind == "scalar" else sym_exp(y)
@@ -108,6 +124,8 @@ class TargetNormalizer:
         d = {"kind": self.kind, "mean": np.asarray(self.mean).tolist(), "scale": float(self.scale)}
         if self.transform != "none":  # absent means "none": run folders and weights written before the field match
             d["transform"] = self.transform
+        if self.transform == "norm_log":
+            d["transform_scale"] = float(self.transform_scale)
         return d
 
     @classmethod
@@ -116,7 +134,11 @@ class TargetNormalizer:
         if transform not in TARGET_TRANSFORMS or (transform != "none" and d["kind"] == "class"):
             raise ValueError(f"normaliser transform {transform!r} for a {d['kind']} target; known: {TARGET_TRANSFORMS} "
                              "(scalars and tensors)")
-        return cls(d["kind"], np.asarray(d["mean"], dtype=np.float64), float(d["scale"]), transform)
+        if transform == "norm_log" and not float(d.get("transform_scale", 0.0)) > 0:
+            raise ValueError(f"normaliser transform 'norm_log' needs a positive transform_scale, got "
+                             f"{d.get('transform_scale')!r}: the record is damaged; retrain or restore it")
+        return cls(d["kind"], np.asarray(d["mean"], dtype=np.float64), float(d["scale"]), transform,
+                   float(d.get("transform_scale", 1.0)))
 
 
 def _positive_log(y: np.ndarray, ids: Sequence[str] | None, name: str) -> np.ndarray:

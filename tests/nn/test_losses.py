@@ -24,6 +24,25 @@ def test_losses_in_numpy():
         per_graph_loss("huber", out, y)
 
 
+def test_fnorm_loss_is_the_frobenius_error_in_every_frame():
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+
+    out = np.array([[1.0, -2.0], [0.5, 0.5], [3.0, 0.0]])
+    y = np.array([[0.0, 0.0], [1.0, 0.5], [1.0, 1.0]])
+    np.testing.assert_allclose(per_graph_loss("fnorm", out, y), [np.sqrt(5.0), 0.5, np.sqrt(5.0)], rtol=1e-10)  # eps: 1e-12
+    np.testing.assert_allclose(per_graph_loss("fnorm", np.array([2.0, -1.0]), np.array([0.5, 0.0])), [1.5, 1.0],
+                               rtol=1e-10)  # a scalar: the absolute error
+    # rank 3, an improper rotation of both prediction and target: fnorm unchanged, the component L1 not
+    rng = np.random.default_rng(1)
+    P, T = rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(4, 3, 3, 3))
+    R = -Rotation.random(random_state=3).as_matrix()
+    PR, TR = (np.stack([rotate_tensor(t, R) for t in A]) for A in (P, T))
+    np.testing.assert_allclose(per_graph_loss("fnorm", PR, TR), per_graph_loss("fnorm", P, T), rtol=1e-12)
+    assert np.max(np.abs(per_graph_loss("l1", PR, TR) - per_graph_loss("l1", P, T))) > 1e-3
+
+
 def test_torch_and_jax_agree_with_numpy_and_their_own_bce():
     rng = np.random.default_rng(0)
     out, y = rng.normal(size=(6, 3, 3)), rng.normal(size=(6, 3, 3))
@@ -33,7 +52,7 @@ def test_torch_and_jax_agree_with_numpy_and_their_own_bce():
 
     from zoo.backend import torch as xt
 
-    for kind in ("mse", "l1"):
+    for kind in ("mse", "l1", "fnorm"):
         np.testing.assert_allclose(per_graph_loss(kind, torch.tensor(out), torch.tensor(y), xp=xt).numpy(),
                                    per_graph_loss(kind, out, y), rtol=1e-14)
     ours = per_graph_loss("bce", torch.tensor(z), torch.tensor(labels), xp=xt).numpy()
@@ -46,7 +65,7 @@ def test_torch_and_jax_agree_with_numpy_and_their_own_bce():
     from zoo.backend import jax as xj
 
     with jax.enable_x64(True):
-        for kind in ("mse", "l1"):
+        for kind in ("mse", "l1", "fnorm"):
             np.testing.assert_allclose(per_graph_loss(kind, jnp.asarray(out), jnp.asarray(y), xp=xj),
                                        per_graph_loss(kind, out, y), rtol=1e-14)
         jz, jl = jnp.asarray(z), jnp.asarray(labels)
@@ -55,6 +74,9 @@ def test_torch_and_jax_agree_with_numpy_and_their_own_bce():
         # The gradient is the textbook sigmoid(z) - y in both frameworks.
         grad = jax.grad(lambda a: per_graph_loss("bce", a, jl, xp=xj).sum())(jz)
         np.testing.assert_allclose(grad, jax.nn.sigmoid(jz) - jl, rtol=1e-12, atol=1e-15)
+        # fnorm at a perfect prediction: a zero gradient, not NaN
+        g0 = jax.grad(lambda a: per_graph_loss("fnorm", a, jnp.asarray(y), xp=xj).sum())(jnp.asarray(y))
+        assert np.all(np.asarray(g0) == 0.0)
     t = torch.tensor(z, requires_grad=True)
     per_graph_loss("bce", t, torch.tensor(labels), xp=xt).sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), 1 / (1 + np.exp(-z)) - labels, rtol=1e-12, atol=1e-15)

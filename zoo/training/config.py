@@ -64,7 +64,9 @@ class TrainConfig:
     # Why early stopping waits for the LR to decay: zoo.training.schedule (module docstring).
     patience_lr_fraction: float = option(0.1, help="early stopping counts only epochs whose LR has decayed to this fraction of the way from its floor to --lr (1 = from the start)")
     grad_clip: float = option(0.0, help="largest global gradient norm, 0 = off")
-    loss: Literal["auto", "mse", "l1", "bce"] = option("auto", help="training loss (auto: mse; bce for classes)")
+    loss: Literal["auto", "mse", "l1", "fnorm", "bce"] = option(
+        "auto", help="training loss (auto: mse; bce for classes; fnorm: the Frobenius norm of a tensor's error, "
+        "frame-independent)")
     # Why only an isotropic centre keeps a tensor model equivariant: zoo.training.targets (module docstring).
     tensor_center: Literal["none", "isotropic"] = option(
         "none", help="tensor targets: subtract nothing or the isotropic part of the training mean (e.g. Tr/3 * I) before scaling")

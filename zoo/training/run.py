@@ -52,7 +52,7 @@ class Run:
     task: TaskSpec
     model_config: Any  # the family's config dataclass, fitted to the target
     graph_spec: GraphSpec
-    loss: str  # "mse" | "l1" | "bce"
+    loss: str  # "mse" | "l1" | "fnorm" | "bce"
     normalizer: TargetNormalizer
     state: TrainerState = field(default_factory=TrainerState)
     best_weights: dict[str, np.ndarray] | None = None  # torch-named state of the best epoch so far

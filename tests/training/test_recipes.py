@@ -33,15 +33,18 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     rank2 = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})  # a rank-2 task takes the rank-2 recipe
     assert (rank2.recipe, rank2.tensor_center, rank2.model_overrides["message_norm"]) == ("tfn.rank2", "isotropic", "neighbors")
     tfn = recipes.family_recipes("tfn")["scalar"]
-    assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64,
-                          "model_overrides": {"radius": 6.0, "avg_num_neighbors": 31.0}} and tfn.provenance["validated"]
+    assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64, "target_transform": "norm_log",
+                          "model_overrides": {"radius": 6.0, "avg_num_neighbors": 31.0, "density_basis": 8}}
+    assert tfn.provenance["validated"]
     assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
     assert set(recipes.family_recipes("pgnet")) == {"scalar", "rank2"}
     assert recipes.family_recipes("pgnet")["scalar"].provenance["validated"]  # matbench_jdft2d fold 0 validation
     pg2 = recipes.resolve({"model": "pgnet", "task": "mp_dielectric_total"})  # embedded_dielectric f0 + MP total f1 validation
     assert (pg2.recipe, pg2.tensor_center, pg2.model_overrides["message_norm"], pg2.lr) == ("pgnet.rank2", "isotropic", "neighbors", 0.005)
     assert recipes.family_recipes("pgnet")["rank2"].provenance["validated"]
-    assert not any(r.provenance["validated"] for f in ("cgcnn", "chgcnn") for k, r in recipes.family_recipes(f).items())
+    cg = recipes.family_recipes("cgcnn")["scalar"]  # matbench_jdft2d folds 0-1 validation, the TFN's grid
+    assert cg.provenance["validated"] and cg.fields["model_overrides"] == {"density_basis": 8} and cg.fields["loss"] == "l1"
+    assert not any(r.provenance["validated"] for r in recipes.family_recipes("chgcnn").values())
 
 
 def test_precedence_defaults_then_recipe_then_explicit():
@@ -50,7 +53,8 @@ def test_precedence_defaults_then_recipe_then_explicit():
     assert (c.recipe, c.loss, c.lr, c.epochs) == ("tfn.scalar", "l1", 0.005, 40)
     assert c.weight_decay == defaults.weight_decay  # not in the recipe: the default
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d", "lr": 1e-3, "model_overrides": {"n_layers": 2}})
-    assert (c.recipe, c.loss, c.lr, c.model_overrides) == ("tfn.scalar", "l1", 1e-3, {"radius": 6.0, "avg_num_neighbors": 31.0, "n_layers": 2})
+    assert (c.recipe, c.loss, c.lr, c.model_overrides) == ("tfn.scalar", "l1", 1e-3, {"radius": 6.0, "avg_num_neighbors": 31.0,
+                                                                   "density_basis": 8, "n_layers": 2})
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"}, "none")
     assert (c.recipe, c.loss, c.lr, c.epochs) == (None, defaults.loss, defaults.lr, defaults.epochs)
     # A task kind without a recipe: the defaults, and nothing recorded.

@@ -96,6 +96,7 @@ def test_table_values_floors_cgcnn_and_plots(tmp_path):
 
     readme = (out / "README.md").read_text()
     assert "Folds present: 0, 1." in readme
+    assert readme.startswith("# TFN: test results")  # the heading names the family of the runs
     assert "not as tuned leaderboard numbers" in readme
     # means over folds: one fold of mp_dielectric_total, Fnorm 3 against floors 12 / 9, better on 1 of 1
     assert "| mp_dielectric_total | tfn (torch) | 1 | **3** | 12 / 9 | 1/1 |" in readme

@@ -28,3 +28,12 @@ def test_predictions_csv_round_trip_is_exact(tmp_path):
     assert np.array_equal(back["y_true"], y) and np.array_equal(back["y_pred"], p)
     assert back["id"] == [f"id{i}" for i in range(5)] and back["graph_failed"] == [False] * 4 + [True]
 
+
+
+def test_an_empty_tensor_set_writes_the_header(tmp_path):
+    # zoo tune scores validation only: its runs predict an empty test set, of shape (0, 3, 3, 3) for a rank-3 target
+    from zoo.training import runs
+
+    runs.write_predictions(tmp_path / "p.csv", [], np.zeros((0, 3, 3, 3)), np.zeros((0, 3, 3, 3)), {"graph_failed": []})
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].split(",")[:2] == ["id", "y_true_xxx"] and "y_pred_zzz" in lines[0]

@@ -178,7 +178,7 @@ def _columns(prefix: str, arr: np.ndarray) -> dict[str, np.ndarray]:
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 1:
         return {prefix: arr}
-    flat = arr.reshape(arr.shape[0], -1)
+    flat = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))  # not -1: an empty (0, 3, 3, 3) set has no size to infer
     idx = np.stack(np.unravel_index(np.arange(flat.shape[1]), arr.shape[1:]), axis=1)
     # Cartesian component names (xx, xy, ...), so a column reads like the tensor index it holds.
     names = ["".join("xyz"[i] for i in ij) for ij in idx]

@@ -56,7 +56,8 @@ def test_train_then_resume_then_evaluate(tmp_path, capsys):
     assert code == 0, err
     (run_dir,) = list(out_dir.iterdir())
     assert f"run folder: {run_dir}" in out and "floor" in out and "learning_curve.png" in out
-    assert json.loads((run_dir / "config.json").read_text())["train"]["model_overrides"] == TINY
+    # the recorded overrides: cgcnn.scalar's (the volume-per-atom input) under the --set ones
+    assert json.loads((run_dir / "config.json").read_text())["train"]["model_overrides"] == {"density_basis": 8, **TINY}
 
     # --resume with more epochs extends the same run folder.
     code, out, err = run(["train", "--resume", run_dir, "--epochs", 2, "--no-progress"], capsys)

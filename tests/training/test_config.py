@@ -12,8 +12,9 @@ from zoo.training.config import literal_choices
 def test_choices_come_from_the_annotations():
     assert literal_choices() == {
         "backend": ("torch", "jax"), "optimizer": ("adam", "adamw"), "schedule": ("cosine", "plateau", "constant"),
-        "loss": ("auto", "mse", "l1", "bce"), "dtype": ("float32", "float64"),
-        "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log"), "jax_padding": ("buckets", "fixed"),
+        "loss": ("auto", "mse", "l1", "fnorm", "bce"), "dtype": ("float32", "float64"),
+        "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log", "norm_log"),
+        "jax_padding": ("buckets", "fixed"),
     }
     for name, allowed in literal_choices().items():
         with pytest.raises(UsageError, match=f"TrainConfig.{name}="):

@@ -80,7 +80,8 @@ def table(tfn: dict, cg: dict, cg_l1: dict, title: str = TITLE, tfn_label: str =
     complete = folds == [0, 1, 2, 3, 4]
     head = "| | " + " | ".join(f"fold {f}" for f in folds) + " | 5-fold mean |" if complete else ""
     lines = [f"# {title}, matbench_jdft2d",
-             "", "Test MAE, meV/atom. Per fold: the median over the seeds run there (see the lines under the table). Written by `benchmarks/jdft2d_l1_table.py`; nothing was chosen on these figures.", "",
+             "", "Test MAE, meV/atom. Per fold: the median over the seeds run there (see the lines under the table). "
+             "Written by `benchmarks/jdft2d_l1_table.py`; nothing was chosen on these figures.", "",
              head or "| | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
 
     def row(name, values: dict, bold=False):

@@ -1,4 +1,5 @@
-"""Results table of tensor (and scalar) runs, any family: run folders collected into results/tfn/ (results.json and a README) next to the floors.
+"""Results table of tensor (and scalar) runs of any family: run folders collected into results/ (results.json
+and a README) next to the floors.
 
 Usage::
 
@@ -53,6 +54,7 @@ class RunFolderError(ValueError):
 
 # How a family is written in a table heading (the registry name otherwise).
 _MODEL_NAMES = {"tfn": "TFN", "cgcnn": "CGCNN", "pgnet": "pgnet", "chgcnn": "CHGCNN"}
+
 
 def _read_json(path: Path) -> Any:
     if path.name.endswith(".gz"):

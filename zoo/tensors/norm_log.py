@@ -5,7 +5,7 @@ of any rank (and signed scalars) that have no matrix logarithm, e.g. piezoelectr
 
 with |T| the Frobenius norm over all Cartesian components and ``s > 0`` a scale in the target's units
 (fitted as the median training norm, so tensors of the typical size are barely changed and the rare
-large ones, up to ~100× the median in MP piezoelectric data, are pulled in to a few times it).
+large ones are pulled in logarithmically).
 
 Why it keeps an equivariant model equivariant: the Frobenius norm of a Cartesian tensor of any rank is
 invariant under every rotation and reflection (each index transforms with an orthogonal matrix), so
@@ -37,20 +37,22 @@ def _check(T, rank: int, scale: float) -> np.ndarray:
     return T
 
 
-def norm_log(T, rank: int, scale: float) -> np.ndarray:
-    """f(T) for (..., 3, ..., 3) tensors with ``rank`` trailing Cartesian axes (rank 0: signed scalars)."""
+def _radial(T, rank: int, scale: float, new_norm) -> np.ndarray:
+    """T with its norm n replaced by ``new_norm(n)`` and its direction kept (a zero tensor stays zero)."""
     T = _check(T, rank, scale)
     n = _norms(T, rank)
-    factor = np.where(n > 0, scale * np.log1p(n / scale) / np.where(n > 0, n, 1.0), 1.0)
-    return T * factor
+    safe = np.where(n > 0, n, 1.0)
+    return T * np.where(n > 0, new_norm(safe) / safe, 1.0)
+
+
+def norm_log(T, rank: int, scale: float) -> np.ndarray:
+    """f(T) for (..., 3, ..., 3) tensors with ``rank`` trailing Cartesian axes (rank 0: signed scalars)."""
+    return _radial(T, rank, scale, lambda n: scale * np.log1p(n / scale))
 
 
 def norm_exp(U, rank: int, scale: float) -> np.ndarray:
     """f⁻¹(U), the inverse of :func:`norm_log` with the same rank and scale."""
-    U = _check(U, rank, scale)
-    m = _norms(U, rank)
-    factor = np.where(m > 0, scale * np.expm1(np.minimum(m / scale, MAX_LOG_NORM)) / np.where(m > 0, m, 1.0), 1.0)
-    return U * factor
+    return _radial(U, rank, scale, lambda m: scale * np.expm1(np.minimum(m / scale, MAX_LOG_NORM)))
 
 
 def median_norm(T, rank: int) -> float:

@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/zoo bench
 
 # The tests, then the performance gate (throughput ratios, symmetry bounds, accuracy within seed noise,
-# against the committed results/bench/gate_baseline.json).
+# against the committed baseline of this CPU, results/bench/gate_baselines/<cpu>.json).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 	$(BIN)/zoo bench gate
@@ -36,7 +36,7 @@ test-slow: $(STAMP)
 gate: $(STAMP)
 	$(BIN)/zoo bench gate
 
-# After an intended change of speed or accuracy: re-measure the baseline (3 seeds) and commit it.
+# After an intended change of speed or accuracy: re-measure this CPU's baseline (3 seeds) and commit it.
 gate-baseline: $(STAMP)
 	$(BIN)/zoo bench gate --update-baseline
 

@@ -118,3 +118,56 @@ def test_a_burst_is_remeasured_and_a_persistent_slowdown_still_fails(tmp_path, m
     monkeypatch.setattr(gate, "measure_all", slow)  # slow both times: a real slowdown
     assert main(["bench", "gate", "--baseline", str(base)]) == 1
     assert "training throughput fell 3.00x" in capsys.readouterr().err
+
+
+def test_machine_key_names_one_file_per_cpu_model():
+    assert gate.machine_key("AMD EPYC") == "amd-epyc"
+    assert gate.machine_key("Intel(R) Xeon(R) Processor") == "intel-r-xeon-r-processor"
+    assert gate.machine_key("***") == "unknown-cpu"
+    assert gate.machine_key() == gate.machine_key(gate.provenance.cpu_model())  # default: this machine
+
+
+def test_choose_baseline_prefers_this_cpus_file_and_falls_back_to_another(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--update-baseline"):
+        gate.choose_baseline(tmp_path, cpu="AMD EPYC")
+    (tmp_path / "intel-r-xeon-r-processor.json").write_text("{}")
+    assert gate.choose_baseline(tmp_path, cpu="AMD EPYC") == (tmp_path / "intel-r-xeon-r-processor.json", False)
+    (tmp_path / "amd-epyc.json").write_text("{}")
+    assert gate.choose_baseline(tmp_path, cpu="AMD EPYC") == (tmp_path / "amd-epyc.json", True)
+
+
+def _with_cpu(path, cpu):
+    record = json.loads(path.read_text())
+    record["machine"] = {"machine": {"cpu": cpu}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_another_cpus_baseline_gates_throughput_only_at_the_cross_machine_factor(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gate.provenance, "cpu_model", lambda: "Intel(R) Xeon(R) Processor")
+    seen = []
+    # 3x slower training ratio than the baseline: the spread measured between two CPUs for unchanged code
+    monkeypatch.setattr(gate, "measure_all", _fake_measure(seen, slow=3.0))
+    other = _with_cpu(_baseline(tmp_path), "AMD EPYC")
+    assert main(["bench", "gate", "--baseline", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert f"factor {gate.CROSS_MACHINE_FACTOR:g}" in out and "has no baseline" in out and "intel-r-xeon-r-processor.json" in out
+    # the same figures against this CPU's own baseline fail at 1.5x
+    own = _with_cpu(_baseline(tmp_path), "Intel(R) Xeon(R) Processor")
+    assert main(["bench", "gate", "--baseline", str(own)]) == 1
+    assert "training throughput fell 3.00x" in capsys.readouterr().err
+    # a gross regression still fails across CPUs
+    monkeypatch.setattr(gate, "measure_all", _fake_measure(seen, slow=7.0))
+    assert main(["bench", "gate", "--baseline", str(_with_cpu(_baseline(tmp_path), "AMD EPYC"))]) == 1
+
+
+def test_default_baseline_is_this_cpus_file_and_update_writes_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gate.provenance, "cpu_model", lambda: "AMD EPYC")
+    monkeypatch.setattr(gate, "BASELINES", tmp_path)
+    assert main(["bench", "gate"]) == 2
+    assert "--update-baseline" in capsys.readouterr().err
+    monkeypatch.setattr(gate, "measure_all", _fake_measure([]))
+    assert main(["bench", "gate", "--update-baseline", "--seeds", "2"]) == 0
+    assert (tmp_path / "amd-epyc.json").is_file()
+    assert main(["bench", "gate"]) == 0
+    assert "baseline amd-epyc.json, factor 1.5" in capsys.readouterr().out

@@ -14,8 +14,13 @@ def test_choices_come_from_the_annotations():
         "backend": ("torch", "jax"), "optimizer": ("adam", "adamw"), "schedule": ("cosine", "plateau", "constant"),
         "loss": ("auto", "mse", "l1", "fnorm", "bce"), "dtype": ("float32", "float64"),
         "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log", "norm_log"),
-        "jax_padding": ("buckets", "fixed"),
+        "jax_padding": ("buckets", "fixed"), "clip_predictions": ("none", "train_range"),
     }
+    from zoo.training.targets import PREDICTION_CLIPS, TARGET_TRANSFORMS, TENSOR_CENTERS
+
+    # the normaliser accepts exactly what the options offer
+    assert (TENSOR_CENTERS, TARGET_TRANSFORMS, PREDICTION_CLIPS) == tuple(
+        literal_choices()[k] for k in ("tensor_center", "target_transform", "clip_predictions"))
     for name, allowed in literal_choices().items():
         with pytest.raises(UsageError, match=f"TrainConfig.{name}="):
             TrainConfig(**{name: "nonsense"})

@@ -350,3 +350,22 @@ def test_log_target_refuses_a_bad_validation_target_before_training(tmp_path, mo
     frame.loc[val_id, "volume_per_atom"] = 20.0
     ok = train(cfg(tmp_path / "ok", epochs=1, target_transform="log"), task=ArrayTask.from_dataframe(spec, frame, seed=0))
     assert json.loads((ok.run_dir / "config.json").read_text())["normalizer"]["transform"] == "log"
+
+
+def test_clipped_run_records_the_training_range_and_predicts_inside_it(tmp_path, task):
+    """--clip-predictions train_range end to end: the run's normaliser record holds [min, max] of the fold's
+    training targets, and every validation and test prediction in the run folder lies inside it."""
+    from tests.helpers import TINY
+    from zoo.models import get_family
+    from zoo.training import runs, train
+    from zoo.training.data import load_fold
+
+    res = train(cfg(tmp_path, epochs=1, clip_predictions="train_range"), task=task)
+    record = json.loads((res.run_dir / "config.json").read_text())
+    assert record["train"]["clip_predictions"] == "train_range"
+    y_train = load_fold(task, 0, res.config, get_family("cgcnn").config(**TINY).graph_spec()).train.y
+    assert record["normalizer"]["clip"] == pytest.approx([float(np.min(y_train)), float(np.max(y_train))], rel=1e-15)
+    lo, hi = record["normalizer"]["clip"]
+    for split in ("val", "test"):
+        pred = np.asarray(runs.read_predictions(res.run_dir / f"predictions_{split}.csv")["y_pred"], dtype=float)
+        assert len(pred) and np.all((pred >= lo) & (pred <= hi)), split

@@ -268,3 +268,55 @@ def test_norm_log_transform_of_a_signed_scalar():
     f = np.sign(y) * 2.5 * np.log1p(np.abs(y) / 2.5)
     np.testing.assert_allclose(n.forward(y), (f - f.mean()) / f.std(), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(n.inverse(n.forward(y)), y, rtol=1e-13, atol=1e-13)
+
+
+def test_clip_to_the_training_range_of_a_scalar():
+    """clip_predictions="train_range": predictions outside [min, max] of the training targets come back to
+    its ends (after the inverse transform, in the target's units); those inside are untouched."""
+    from zoo.training import TargetNormalizer
+
+    y = np.array([0.5, 2.0, 4.0, 70.0, 1600.0])
+    n = TargetNormalizer.fit(y, TargetSpec("y"), "none", "norm_log", clip_predictions="train_range")
+    assert n.clip == (0.5, 1600.0)
+    np.testing.assert_allclose(n.inverse(n.forward(y)), y, rtol=1e-12)  # the training targets themselves: unchanged
+    wild = n.forward(np.array([8066.0, -30.0, 100.0]))
+    np.testing.assert_allclose(n.inverse(wild), [1600.0, 0.5, 100.0], rtol=1e-12)
+    unclipped = TargetNormalizer.fit(y, TargetSpec("y"), "none", "norm_log")
+    assert unclipped.clip is None and "clip" not in unclipped.to_dict()
+    assert unclipped.inverse(wild)[0] == pytest.approx(8066.0, rel=1e-10)
+    d = json.loads(json.dumps(n.to_dict()))
+    assert d["clip"] == [0.5, 1600.0]
+    np.testing.assert_array_equal(TargetNormalizer.from_dict(d).inverse(wild), n.inverse(wild))
+    for bad in ([5.0, 1.0], [0.0], [0.0, float("nan")]):
+        with pytest.raises(ValueError, match="clip"):
+            TargetNormalizer.from_dict({**d, "clip": bad})
+    with pytest.raises(ValueError, match="train_range"):
+        TargetNormalizer.fit(y, TargetSpec("y"), clip_predictions="minmax")
+    with pytest.raises(ValueError, match="class"):
+        TargetNormalizer.fit(np.array([0.0, 1.0]), TargetSpec("c", kind="class"), clip_predictions="train_range")
+
+
+def test_clip_of_a_tensor_caps_its_norm_and_commutes_with_improper_rotations():
+    from scipy.spatial.transform import Rotation
+
+    from zoo.symmetry import rotate_tensor
+    from zoo.training import TargetNormalizer
+
+    rng = np.random.default_rng(7)
+    T = rng.standard_normal((25, 3, 3, 3))
+    T = 0.5 * (T + T.transpose(0, 1, 3, 2))
+    spec = TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj")
+    n = TargetNormalizer.fit(T, spec, "isotropic", "norm_log", clip_predictions="train_range")
+    top = float(np.max(np.linalg.norm(T.reshape(25, -1), axis=1)))
+    assert n.clip == (0.0, pytest.approx(top, rel=1e-15))
+    np.testing.assert_allclose(n.inverse(n.forward(T)), T, rtol=1e-11, atol=1e-13)
+    big = 10 * T[:3]
+    out = n.inverse(n.forward(big))
+    np.testing.assert_allclose(np.linalg.norm(out.reshape(3, -1), axis=1), top, rtol=1e-12)  # capped at the largest
+    np.testing.assert_allclose(out / top, big / np.linalg.norm(big.reshape(3, -1), axis=1)[:, None, None, None],
+                               atol=1e-12)  # ... direction kept
+    R = -Rotation.random(random_state=4).as_matrix()
+    zR = np.stack([rotate_tensor(t, R) for t in n.forward(big)])
+    np.testing.assert_allclose(n.inverse(zR), np.stack([rotate_tensor(t, R) for t in out]), atol=1e-10)
+    with pytest.raises(ValueError, match="clip"):
+        TargetNormalizer.from_dict({**n.to_dict(), "clip": [1.0, top]})  # a tensor's lower end is 0

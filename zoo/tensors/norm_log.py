@@ -55,6 +55,12 @@ def norm_exp(U, rank: int, scale: float) -> np.ndarray:
     return _radial(U, rank, scale, lambda m: scale * np.expm1(np.minimum(m / scale, MAX_LOG_NORM)))
 
 
+def clip_norm(T, rank: int, max_norm: float) -> np.ndarray:
+    """T with its norm capped at ``max_norm`` (> 0), direction kept: as equivariant as f, for the same
+    reason (rank 0: a signed scalar's magnitude is capped, its sign kept)."""
+    return _radial(T, rank, max_norm, lambda n: np.minimum(n, max_norm))
+
+
 def median_norm(T, rank: int) -> float:
     """The scale fitted to training targets: the median norm of the non-zero ones (1.0 when all are zero)."""
     T = np.asarray(T, dtype=np.float64)

@@ -75,6 +75,10 @@ class TrainConfig:
         "none", help="log: positive scalar or symmetric positive-definite rank-2 targets (dielectric): learn the (matrix) "
         "logarithm, predict its exponential; norm_log: any tensor or signed scalar (piezoelectric): compress the "
         "Frobenius norm logarithmically, keep the direction")
+    # Why: an inverse exponential can turn a moderate error into an unbounded one (zoo.training.targets).
+    clip_predictions: Literal["none", "train_range"] = option(
+        "none", help="train_range: bring predictions back into the training targets' range (scalars: [min, max]; tensors: "
+        "the largest training Frobenius norm, direction kept), validation and test alike")
     seed: int = option(0, help="seed of init, shuffling and dropout")
     split_seed: int = option(0, help="seed of the validation split (tasks without a fixed one)")
     val_fraction: float = option(0.1, help="share of a fold's training data held out for validation")

@@ -113,7 +113,7 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     data = task.fold_data(config.fold, config, graph_spec) if hasattr(task, "fold_data") else load_fold(task, config.fold, config, graph_spec)
     t_data = time.perf_counter() - t0
     normalizer = TargetNormalizer.fit(data.train.y, task.spec.target, config.tensor_center, config.target_transform,
-                                     ids=data.train.ids)
+                                     ids=data.train.ids, clip_predictions=config.clip_predictions)
     loss = resolve_loss(config, task.spec.target)
     _check_selection(task.spec, data)
 

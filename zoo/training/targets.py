@@ -26,6 +26,14 @@
   the Frobenius norm, |T| -> s ln(1 + |T|/s), and keeps the direction (``zoo.tensors.norm_log``). The norm is
   O(3)-invariant for every rank, so this too commutes with rotations and reflections. ``s`` is the median
   norm of the training targets, stored as ``transform_scale``.
+- **Clip** (``TrainConfig.clip_predictions="train_range"``). A prediction is brought back into the range of
+  the training targets, in the task's units, after the inverse transform: a scalar into [min, max] of the
+  training targets, a tensor's Frobenius norm down to the largest training norm (direction kept, so the
+  clip is O(3)-equivariant like the transforms). Why: an inverse exponential turns a moderate error in the
+  compressed space into an unbounded one in the target's (a TFN on matbench_jdft2d predicted 8066 meV/atom
+  for a crystal of 70, where the training targets of every fold end below 1605); no prediction outside what the model
+  was trained on has ever been seen to be right. The clip is part of the normaliser, so validation (and
+  early stopping) sees clipped predictions as the test does.
 - **Loss.** ``auto`` is the mean squared error, binary cross-entropy on the logit for classes.
 - **Scores** are ``zoo.tasks.metrics``'s, the ones a task records (classes: matbench's threshold p > 0.5).
 """
@@ -39,13 +47,14 @@ import numpy as np
 from zoo.tasks.metrics import classification_metrics, scalar_metrics, tensor_metrics
 from zoo.tasks.spec import TargetSpec
 from zoo.tensors import default_formula, isotropic_part, spd_log, sym_exp
-from zoo.tensors.norm_log import median_norm, norm_exp, norm_log
+from zoo.tensors.norm_log import clip_norm, median_norm, norm_exp, norm_log
 from zoo.tensors.spectral import MAX_LOG_EIGENVALUE
 
 from .config import TrainConfig
 
 TENSOR_CENTERS = ("none", "isotropic")
 TARGET_TRANSFORMS = ("none", "log", "norm_log")
+PREDICTION_CLIPS = ("none", "train_range")
 
 
 @dataclass
@@ -58,13 +67,31 @@ class TargetNormalizer:
     scale: float
     transform: str = "none"  # "none" | "log" (positive scalars, symmetric positive-definite rank-2 tensors) | "norm_log"
     transform_scale: float = 1.0  # norm_log's s, in the target's units (the median training norm)
+    # Predictions are clipped to [lo, hi] in the target's units (a tensor: its Frobenius norm, lo = 0); None: not clipped.
+    clip: tuple[float, float] | None = None
 
     @classmethod
     def fit(cls, y: np.ndarray, target: TargetSpec, tensor_center: str = "none", target_transform: str = "none",
-            ids: Sequence[str] | None = None) -> "TargetNormalizer":
+            ids: Sequence[str] | None = None, clip_predictions: str = "none") -> "TargetNormalizer":
         """Fitted on the training targets ``y`` (``ids`` name them in errors); ``tensor_center`` ("none" |
-        "isotropic") only matters for tensors, ``target_transform`` ("none" | "log" | "norm_log") for scalars and tensors
-        (module docstring)."""
+        "isotropic") only matters for tensors, ``target_transform`` ("none" | "log" | "norm_log") and
+        ``clip_predictions`` ("none" | "train_range") for scalars and tensors (module docstring)."""
+        if clip_predictions not in PREDICTION_CLIPS:
+            raise ValueError(f"clip_predictions={clip_predictions!r}; choose one of {PREDICTION_CLIPS} (--clip-predictions)")
+        if clip_predictions != "none" and target.kind == "class":
+            raise ValueError("clip_predictions has no meaning for a class target (a probability); use --clip-predictions none")
+        norm = cls._fit(y, target, tensor_center, target_transform, ids)
+        if clip_predictions == "train_range" and len(y):
+            y = np.asarray(y, dtype=np.float64)
+            if norm.kind == "tensor":
+                norm.clip = (0.0, float(np.max(np.sqrt(np.sum(y.reshape(len(y), -1) ** 2, axis=1)))))
+            else:
+                norm.clip = (float(np.min(y)), float(np.max(y)))
+        return norm
+
+    @classmethod
+    def _fit(cls, y: np.ndarray, target: TargetSpec, tensor_center: str, target_transform: str,
+             ids: Sequence[str] | None) -> "TargetNormalizer":
         if tensor_center not in TENSOR_CENTERS:
             raise ValueError(f"tensor_center={tensor_center!r}; choose one of {TENSOR_CENTERS} (--tensor-center)")
         if target_transform not in TARGET_TRANSFORMS:
@@ -115,10 +142,15 @@ class TargetNormalizer:
             return 1.0 / (1.0 + np.exp(-z))
         y = z * self.scale + self.mean
         if self.transform == "norm_log":
-            return norm_exp(y, np.ndim(self.mean), self.transform_scale)  # a scalar's mean is 0-d: rank 0
-        if self.transform != "log":
+            y = norm_exp(y, np.ndim(self.mean), self.transform_scale)  # a scalar's mean is 0-d: rank 0
+        elif self.transform == "log":
+            y = np.exp(np.minimum(y, MAX_LOG_EIGENVALUE)) if self.kind == "scalar" else sym_exp(y)
+        if self.clip is None:
             return y
-        return np.exp(np.minimum(y, MAX_LOG_EIGENVALUE)) if self.kind == "scalar" else sym_exp(y)
+        lo, hi = self.clip
+        if self.kind == "scalar":
+            return np.clip(y, lo, hi)
+        return clip_norm(y, np.ndim(self.mean), hi) if hi > 0 else np.zeros_like(y)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"kind": self.kind, "mean": np.asarray(self.mean).tolist(), "scale": float(self.scale)}
@@ -126,6 +158,8 @@ class TargetNormalizer:
             d["transform"] = self.transform
         if self.transform == "norm_log":
             d["transform_scale"] = float(self.transform_scale)
+        if self.clip is not None:  # absent means no clip, as in records written before the field
+            d["clip"] = [float(self.clip[0]), float(self.clip[1])]
         return d
 
     @classmethod
@@ -137,8 +171,15 @@ class TargetNormalizer:
         if transform == "norm_log" and not float(d.get("transform_scale", 0.0)) > 0:
             raise ValueError(f"normaliser transform 'norm_log' needs a positive transform_scale, got "
                              f"{d.get('transform_scale')!r}: the record is damaged; retrain or restore it")
+        clip = d.get("clip")
+        if clip is not None:
+            if d["kind"] == "class" or len(clip) != 2 or not all(np.isfinite(clip)) or not clip[0] <= clip[1] \
+                    or (d["kind"] == "tensor" and clip[0] != 0):
+                raise ValueError(f"normaliser clip {clip!r} for a {d['kind']} target is not a finite [lo, hi] with lo <= hi "
+                                 "(a tensor's: [0, largest norm]): the record is damaged; retrain or restore it")
+            clip = (float(clip[0]), float(clip[1]))
         return cls(d["kind"], np.asarray(d["mean"], dtype=np.float64), float(d["scale"]), transform,
-                   float(d.get("transform_scale", 1.0)))
+                   float(d.get("transform_scale", 1.0)), clip)
 
 
 def _positive_log(y: np.ndarray, ids: Sequence[str] | None, name: str) -> np.ndarray:

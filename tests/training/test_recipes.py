@@ -36,6 +36,7 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     assert (rank2.recipe, rank2.tensor_center, rank2.model_overrides["message_norm"]) == ("tfn.rank2", "isotropic", "neighbors")
     tfn = recipes.family_recipes("tfn")["scalar"]
     assert tfn.fields == {"loss": "l1", "lr": 0.005, "epochs": 40, "batch_size": 64, "target_transform": "norm_log",
+                          "clip_predictions": "train_range",
                           "model_overrides": {"radius": 6.0, "avg_num_neighbors": 31.0, "density_basis": 8}}
     assert tfn.provenance["validated"]
     assert set(recipes.family_recipes("cgcnn")) == {"scalar"} and set(recipes.family_recipes("chgcnn")) == {"scalar"}
@@ -46,6 +47,7 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     assert recipes.family_recipes("pgnet")["rank2"].provenance["validated"]
     cg = recipes.family_recipes("cgcnn")["scalar"]  # matbench_jdft2d folds 0-1 validation, the TFN's grid
     assert cg.provenance["validated"] and cg.fields["model_overrides"] == {"density_basis": 8} and cg.fields["loss"] == "l1"
+    assert cg.fields["clip_predictions"] == tfn.fields["clip_predictions"] == "train_range"
     assert not any(r.provenance["validated"] for r in recipes.family_recipes("chgcnn").values())
 
 

@@ -28,8 +28,11 @@ def test_every_shipped_recipe_is_valid_and_says_where_it_came_from(family):
 
 
 def test_the_four_families_have_the_recipes_their_evidence_supports():
-    assert set(recipes.family_recipes("tfn")) == {"scalar", "rank2", "rank3"}
-    assert recipes.read_file("tfn")["pending"]["rank4"]  # a kind never searched says so
+    assert set(recipes.family_recipes("tfn")) == {"scalar", "rank2", "rank3", "rank4"}
+    assert "pending" not in recipes.read_file("tfn")  # every kind searched (rank 4 on embedded_elastic validation)
+    r4 = recipes.resolve({"model": "tfn", "task": "embedded_elastic"})
+    assert (r4.recipe, r4.loss, r4.tensor_center) == ("tfn.rank4", "fnorm", "isotropic")
+    assert recipes.read_file("pgnet")["pending"]["rank4"]  # a kind never searched says so
     r3 = recipes.resolve({"model": "tfn", "task": "mp_piezoelectric"})  # MP piezoelectric folds 0-1 validation
     assert (r3.recipe, r3.loss, r3.target_transform) == ("tfn.rank3", "fnorm", "none")
     rank2 = recipes.resolve({"model": "tfn", "task": "embedded_dielectric"})  # a rank-2 task takes the rank-2 recipe
@@ -62,7 +65,7 @@ def test_precedence_defaults_then_recipe_then_explicit():
     c = recipes.resolve({"model": "tfn", "task": "matbench_jdft2d"}, "none")
     assert (c.recipe, c.loss, c.lr, c.epochs) == (None, defaults.loss, defaults.lr, defaults.epochs)
     # A task kind without a recipe: the defaults, and nothing recorded.
-    c = recipes.resolve({"model": "tfn", "task": "embedded_elastic"})
+    c = recipes.resolve({"model": "pgnet", "task": "embedded_elastic"})
     assert (c.recipe, c.lr) == (None, defaults.lr)
 
 
@@ -77,7 +80,7 @@ def test_unknown_or_pending_recipes_are_refused_with_a_hint():
     with pytest.raises(UsageError, match="did you mean 'scalar'"):
         recipes.resolve({"model": "cgcnn", "task": "matbench_jdft2d"}, "scalr")
     with pytest.raises(UsageError, match="no rank4 recipe yet .*--recipe none"):
-        recipes.resolve({"model": "tfn", "task": "embedded_elastic"}, "rank4")
+        recipes.resolve({"model": "pgnet", "task": "embedded_elastic"}, "rank4")
 
 
 def test_a_recipe_sets_only_training_options_and_carries_its_provenance():

@@ -84,7 +84,7 @@ class TargetNormalizer:
         if clip_predictions == "train_range" and len(y):
             y = np.asarray(y, dtype=np.float64)
             if norm.kind == "tensor":
-                norm.clip = (0.0, float(np.max(np.sqrt(np.sum(y.reshape(len(y), -1) ** 2, axis=1)))))
+                norm.clip = (0.0, float(np.max(np.linalg.norm(y.reshape(len(y), -1), axis=1))))
             else:
                 norm.clip = (float(np.min(y)), float(np.max(y)))
         return norm

@@ -91,6 +91,44 @@ def test_invariant_to_rotation_translation_permutation_and_supercell(crystals):
     assert max(errors.values()) < 1e-10
 
 
+def test_density_input_parity_invariance_and_weights(crystals):
+    """``density_basis``: the volume per atom added to every atom's embedding. Both backends agree with its
+    gradients; the model stays invariant (a supercell keeps the volume per atom); its Linear comes after
+    every other module, so the other weights draw as before for a seed; zero density weights give the
+    plain model's output and other ones move it; weights of the other kind are refused by name."""
+    from zoo.core.weights import WeightsError
+    from zoo.models import build
+
+    cfg = CHGCNNConfig(**SMALL, layers=ALL_TERMS, density_basis=6)
+    assert_backend_parity("chgcnn", cfg, crystals, "float64", train=True, grads=True, rtol=1e-10)
+    errors = assert_equivariant(predictor("chgcnn", "torch", cfg, dtype="float64"), crystals, rank=0, n_trials=1, rtol=1e-10)
+    assert max(errors.values()) < 1e-10
+
+    plain_cfg = dataclasses.replace(cfg, density_basis=0)
+    torch.manual_seed(0)
+    dense = build("chgcnn", "torch", cfg).double().eval()
+    torch.manual_seed(0)
+    plain = build("chgcnn", "torch", plain_cfg).double().eval()
+    assert list(dense.state_dict()) == list(plain.state_dict()) + ["density.weight", "density.bias"]
+    assert dense.state_dict()["density.weight"].shape == (12, 6)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, dense.state_dict()[k]), k
+    from zoo.backend.torch import to_torch
+
+    graphs, _ = build_graphs(crystals, cfg.graph_spec(), cache=False, progress=False)
+    batch = to_torch(collate(graphs), dtype=torch.float64)
+    with torch.no_grad():
+        moved = dense(batch)
+        dense.density.weight.zero_()
+        dense.density.bias.zero_()
+        assert torch.equal(dense(batch), plain(batch))
+    assert (moved - plain(batch)).abs().max() > 1e-3
+    with pytest.raises(WeightsError, match="density_basis=0 but the model was built with density_basis=6"):
+        check_state(cfg, {k: v.numpy() for k, v in plain.state_dict().items()})
+    with pytest.raises(ValueError, match="density_basis"):
+        CHGCNNConfig(density_basis=1)
+
+
 # ------------------------------------------------------------------- defects of the published code
 @pytest.mark.parametrize("width", [24, 40])
 def test_attention_aggregation_works_at_widths_other_than_64(crystals, width):

@@ -25,7 +25,7 @@ import numpy as np
 from zoo.core.weights import WeightsError, check_state_matches
 from zoo.graphs import GraphSpec, HyperSpec
 from zoo.models import register_family
-from zoo.nn.functional import gaussian_expansion
+from zoo.nn.functional import check_density_basis, gaussian_expansion
 from zoo.nn.hyper import COMBINE, check_aggregations, combined_width
 from zoo.nn.norm import StateLayout
 
@@ -76,6 +76,11 @@ class CHGCNNConfig:
     motif_features: str = "lsop+csm"
     classification: bool = False
     dropout: float = 0.5  # classification only, as CGCNN
+    # The crystal's volume per atom (Å^3/atom) as an input, in ``density_basis`` Gaussians of ln(1 + v)
+    # added to every atom's embedding (0: off, the paper's model). CGCNN's and the TFN's jdft2d searches
+    # chose it (zoo.nn.functional.density_features): mean pooling cannot otherwise see how densely the atoms
+    # are packed, e.g. the spacing of a layered crystal's sheets beyond the 12 nearest neighbours.
+    density_basis: int = 0
 
     def __post_init__(self) -> None:
         layers = self.layers.split(",") if isinstance(self.layers, str) else self.layers
@@ -107,6 +112,7 @@ class CHGCNNConfig:
                              f"dmin={self.dmin}, dmax={self.dmax}, angle_step={self.angle_step})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"CHGCNNConfig.dropout must be in [0, 1), got {self.dropout}")
+        check_density_basis(self.density_basis, "CHGCNNConfig")
         self.graph_spec()  # checks radius, max_neighbors and the motif options
 
     # -- what the layers use
@@ -198,6 +204,8 @@ def state_layout(config: CHGCNNConfig) -> dict[str, tuple[str, tuple[int, ...]]]
     for k in range(config.n_h - 1):
         linear(f"fcs.{k}", H, H)
     linear("fc_out", H, config.n_outputs)
+    if config.density_basis:  # last, so that the other modules draw the same initial weights for a seed
+        linear("density", config.density_basis, A)
     return dict(out)
 
 
@@ -211,4 +219,10 @@ def check_state(config: CHGCNNConfig, state: dict, what: str = "CHGCNN weights")
         raise WeightsError(f"{what} do not fit this model: the weights have convolution terms {have_terms} but the model "
                            f"(layers={config.layers}) has {want_terms}. Build the model from the config saved next to the "
                            "weights (zoo.core.weights.load returns it).")
+    w = state.get("density.weight")
+    have_density = int(np.shape(w)[1]) if w is not None and len(np.shape(w)) == 2 else 0
+    if have_density != config.density_basis:
+        raise WeightsError(f"{what} do not fit this model: the weights have density_basis={have_density} but the model "
+                           f"was built with density_basis={config.density_basis}. Build the model from the config saved "
+                           "next to the weights (zoo.core.weights.load returns it).")
     check_state_matches({k: np.empty(s) for k, (_, s) in want.items()}, state, what=what)

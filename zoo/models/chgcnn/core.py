@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.nn.functional import gaussian_expansion, masked_segment_mean
+from zoo.nn.functional import density_features, gaussian_expansion, masked_segment_mean
 from zoo.nn.hyper import aggregate_fixed, aggregate_segments, combine
 from zoo.nn.norm import RunningStats, masked_batch_norm, named_batch_norm
 
@@ -166,6 +166,9 @@ def forward(
 
     table = p["atom_embedding.weight" if cfg.atom_features == "embedding" else "atom_table"]
     v = xp.linear(xp.take(table, batch["numbers"]), p["embedding.weight"], p["embedding.bias"])
+    if cfg.density_basis:  # the crystal's volume per atom, the same for all its atoms (config.density_basis)
+        phi = xp.astype(density_features(batch, cfg.density_basis, xp), v.dtype)
+        v = v + xp.linear(phi, p["density.weight"], p["density.bias"])
     N, A = v.shape
     orders = hyperedges(batch, cfg, v, xp)
     node_mask = batch.get("node_mask")

@@ -79,6 +79,8 @@ class CHGCNN(nn.Module):
         self.fcs = [Linear(H, H) for _ in range(cfg.n_h - 1)]
         self.fc_out = Linear(H, cfg.n_outputs)
         self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.density_basis:
+            self.density = Linear(cfg.density_basis, A)
 
     def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> jax.Array:
         cfg = self.config

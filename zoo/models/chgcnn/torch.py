@@ -65,6 +65,8 @@ class CHGCNN(nn.Module):
         self.fcs = nn.ModuleList([nn.Linear(H, H) for _ in range(config.n_h - 1)])
         self.fc_out = nn.Linear(H, config.n_outputs)
         self.dropout = nn.Dropout(config.dropout) if config.classification else None
+        if config.density_basis:  # created last: the modules above draw the same initial weights for a seed
+            self.density = nn.Linear(config.density_basis, A)
         # The batch-norm function (masked_batch_norm's signature); a torchrun run swaps in the cross-rank one
         # (zoo.training.sync_batch_norm), so that every rank normalises with the global batch's statistics.
         self.batch_norm = fused_batch_norm

@@ -160,6 +160,29 @@ def test_motif_cache_is_used_and_a_corrupt_file_is_recomputed(tmp_path, monkeypa
     assert hy._load_motifs(files[0], [hy._content_hash(g) for g in first], HyperSpec.from_string(sp.featurizer)) is not None
 
 
+def test_a_new_set_reuses_the_structures_other_cached_sets_hold(tmp_path, monkeypatch):
+    """Another fold's set shares most structures with the cached ones: only the new structure is computed,
+    and every result equals a fresh computation."""
+    sp = spec()
+    build_graphs([fcc(), cscl()], sp, cache=str(tmp_path), progress=False)
+    computed = []
+    real = hy.compute_motifs
+
+    def counting(graphs, *a, **k):
+        computed.extend(graphs)
+        return real(graphs, *a, **k)
+
+    monkeypatch.setattr(hy, "compute_motifs", counting)
+    mixed, _ = build_graphs([cscl(), bcc(), fcc()], sp, cache=str(tmp_path), progress=False)
+    assert len(computed) == 1 and len(computed[0].numbers) == len(bcc())
+    assert len(list((tmp_path / "hyper").rglob("*.npz"))) == 2
+    fresh, _ = build_graphs([cscl(), bcc(), fcc()], sp, cache=False, progress=False)
+    for g0, g1 in zip(fresh, mixed):
+        assert set(g0.hyper) == set(g1.hyper)
+        for k in g0.hyper:
+            np.testing.assert_array_equal(g0.hyper[k], g1.hyper[k])
+
+
 def test_worker_processes_give_the_in_process_result(monkeypatch):
     graphs, _ = build_graphs([fcc(), cscl(), bcc()], GraphSpec("cgcnn", 8.0, 12), cache=False, progress=False)
     hs = HyperSpec(motifs="crystalnn", motif_features="lsop")

@@ -30,7 +30,9 @@ would make the angles, and the model, change with a permutation). When the graph
 second per structure, so they are computed in worker processes (``ZOO_FEATURIZE_JOBS``, default every
 core) with a progress bar, and cached: ``<cache root>/hyper/<motif options>/<data set key>.npz``,
 keyed by the exact bytes of every graph's lattice, numbers and positions, written atomically
-(``zoo.core.io.atomic_path``) and checked on load (a mismatched or unreadable file is recomputed).
+(``zoo.core.io.atomic_path``) and checked on load (a mismatched or unreadable file is recomputed). A new set
+takes the structures that other cached sets of the same options already hold (by content hash: another
+fold's training set shares most of them) and computes only the rest.
 A site whose shell or features cannot be computed takes a documented fallback (``motifs`` module),
 counted in ``graph.meta["motif_status"]`` and logged, never a crash.
 """
@@ -243,27 +245,57 @@ def _save_motifs(path: Path, hashes: Sequence[str], hspec: HyperSpec, results: S
             np.savez(fh, **arrays)
 
 
-def _load_motifs(path: Path, hashes: Sequence[str], hspec: HyperSpec) -> list[dict] | None:
-    if not path.is_file():
-        return None
+def _read_motif_file(path: Path, hspec: HyperSpec) -> tuple[list[str], list[dict]] | None:
+    """(hashes, results) of one motif cache file, or None (with a warning) when it is unreadable or of another
+    format or key."""
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-        if int(data["format"]) != HYPER_FORMAT_VERSION or str(data["key"]) != hspec.motif_key() or data["hashes"].tolist() != list(hashes):
+        if int(data["format"]) != HYPER_FORMAT_VERSION or str(data["key"]) != hspec.motif_key():
             log.warning("motif cache %s does not match its key; recomputing it", path)
             return None
     except Exception as exc:  # truncated / corrupt: recompute rather than fail
         log.warning("motif cache %s is unreadable (%s: %s); recomputing it", path, type(exc).__name__, exc)
         return None
+    hashes = data["hashes"].tolist()
     no, mo = data["node_offsets"], data["member_offsets"]
     out = []
     for k in range(len(hashes)):
-        members = data["member_node"][mo[k]: mo[k + 1]]
-        status = data["status"][no[k]: no[k + 1]]
-        out.append({"member_node": members, "member_motif": data["member_motif"][mo[k]: mo[k + 1]],
-                    "features": data["features"][no[k]: no[k + 1]], "status": status,
+        out.append({"member_node": data["member_node"][mo[k]: mo[k + 1]], "member_motif": data["member_motif"][mo[k]: mo[k + 1]],
+                    "features": data["features"][no[k]: no[k + 1]], "status": data["status"][no[k]: no[k + 1]],
                     "seconds": dict(zip(("nn", "lsop", "csm"), data["seconds"][k].tolist())), "reason": str(data["reason"][k])})
-    return out
+    return hashes, out
+
+
+def _load_motifs(path: Path, hashes: Sequence[str], hspec: HyperSpec) -> list[dict] | None:
+    if not path.is_file():
+        return None
+    read = _read_motif_file(path, hspec)
+    if read is None:
+        return None
+    if read[0] != list(hashes):
+        log.warning("motif cache %s does not match its key; recomputing it", path)
+        return None
+    return read[1]
+
+
+def _reuse_motifs(directory: Path, wanted: set[str], hspec: HyperSpec) -> dict[str, dict]:
+    """Results of the ``wanted`` structures (by content hash) found in the other cached sets of the same motif
+    options. A fold's training set and another fold's share most structures; each costs ~1 CPU-s to
+    featurise, so a new set computes only the structures no cached set has. Unreadable files are skipped."""
+    found: dict[str, dict] = {}
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("*.npz")):
+        if len(found) == len(wanted):
+            break
+        read = _read_motif_file(path, hspec)
+        if read is None:
+            continue
+        for h, r in zip(*read):
+            if h in wanted and h not in found:
+                found[h] = r
+    return found
 
 
 def _worker(args: tuple) -> dict:
@@ -334,9 +366,14 @@ def featurize(graphs: list, failures: dict[str, str], spec: GraphSpec, *, ids: S
         path = None if cache is False else motif_cache_path(hashes, hspec, None if cache is True else cache)
         found = _load_motifs(path, hashes, hspec) if path is not None else None
         if found is None:
+            known = _reuse_motifs(path.parent, set(hashes), hspec) if path is not None else {}
+            missing = [i for i, h in enumerate(hashes) if h not in known]
             t0 = time.perf_counter()
-            found = compute_motifs([graphs[k] for k in real], hspec, progress=progress)
-            log.info("motifs of %d structures in %.1f s", len(real), time.perf_counter() - t0)
+            computed = compute_motifs([graphs[real[i]] for i in missing], hspec, progress=progress) if missing else []
+            known.update(zip((hashes[i] for i in missing), computed))
+            found = [known[h] for h in hashes]
+            log.info("motifs of %d structures: %d from other cached sets, %d computed in %.1f s",
+                     len(real), len(real) - len(missing), len(missing), time.perf_counter() - t0)
             if path is not None:
                 try:
                     _save_motifs(path, hashes, hspec, found)

@@ -53,7 +53,9 @@ def test_the_four_families_have_the_recipes_their_evidence_supports():
     cg = recipes.family_recipes("cgcnn")["scalar"]  # matbench_jdft2d folds 0-1 validation, the TFN's grid
     assert cg.provenance["validated"] and cg.fields["model_overrides"] == {"density_basis": 8} and cg.fields["loss"] == "l1"
     assert cg.fields["clip_predictions"] == tfn.fields["clip_predictions"] == "train_range"
-    assert not any(r.provenance["validated"] for r in recipes.family_recipes("chgcnn").values())
+    chg = recipes.resolve({"model": "chgcnn", "task": "matbench_jdft2d"})  # matbench_jdft2d folds 0-1 validation
+    assert (chg.recipe, chg.loss, chg.epochs, chg.model_overrides) == ("chgcnn.scalar", "l1", 25, {"density_basis": 8})
+    assert recipes.family_recipes("chgcnn")["scalar"].provenance["validated"]
 
 
 def test_precedence_defaults_then_recipe_then_explicit():

@@ -7,7 +7,8 @@ provenance), CGCNN's committed reproduction (``results/matbench_v0.1/matbench_jd
 results.json.gz``: matbench's per-fold scores, old recipe: MSE, up to 300 epochs), and writes ``results.json``,
 ``table.md`` and the learning curve of one fold. Per fold the figure is the median over the seeds run there;
 the 5-fold mean is the mean of those medians. The training-mean floor of a fold is the one its runs recorded.
-Nothing here trains or chooses: the test figures are only reported.
+Nothing here trains or chooses: the test figures are only reported. ``--tfn`` takes the runs of the model the
+table is about; another family's runs (e.g. chgcnn) work the same, and the rows take that family's name.
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def mean(values) -> float:
     return sum(values) / len(values)
 
 
-def table(tfn: dict, cg: dict, cg_l1: dict, title: str = TITLE, tfn_label: str = TFN_LABEL, cg_label: str = CG_LABEL) -> str:
+def table(tfn: dict, cg: dict, cg_l1: dict, title: str = TITLE, tfn_label: str = TFN_LABEL, cg_label: str = CG_LABEL,
+          name: str = "TFN") -> str:
     folds = sorted(tfn)
     complete = folds == [0, 1, 2, 3, 4]
     head = "| | " + " | ".join(f"fold {f}" for f in folds) + " | 5-fold mean |" if complete else ""
@@ -91,12 +93,12 @@ def table(tfn: dict, cg: dict, cg_l1: dict, title: str = TITLE, tfn_label: str =
 
     row(f"**{tfn_label}**", {f: tfn[f]["median_test_mae"] for f in folds}, bold=True)
     row("training-mean floor", {f: tfn[f]["floor_test_mae"] for f in folds})
-    row("TFN below the floor by", {f: tfn[f]["floor_test_mae"] - tfn[f]["median_test_mae"] for f in folds})
+    row(f"{name} below the floor by", {f: tfn[f]["floor_test_mae"] - tfn[f]["median_test_mae"] for f in folds})
     if cg_l1:
         row(cg_label, {f: v["median_test_mae"] for f, v in cg_l1.items()})
     for backend, values in cg.items():
         row(f"CGCNN old recipe (MSE, 300 epochs; {backend}, median of 3 seeds)", values)
-    lines += ["", "TFN fold 0 by seed: " + ", ".join(f"seed {s} {v:.2f}" for s, v in tfn[0]["test_mae"].items())
+    lines += ["", f"{name} fold 0 by seed: " + ", ".join(f"seed {s} {v:.2f}" for s, v in tfn[0]["test_mae"].items())
               if 0 in tfn else ""]
     if 0 in cg_l1 and len(cg_l1[0]["test_mae"]) > 1:
         lines += ["", "CGCNN fold 0 by seed: " + ", ".join(f"seed {s} {v:.2f}" for s, v in cg_l1[0]["test_mae"].items())]
@@ -106,14 +108,14 @@ def table(tfn: dict, cg: dict, cg_l1: dict, title: str = TITLE, tfn_label: str =
         others = {f"CGCNN old recipe ({b})": mean(v.values()) for b, v in cg.items()}
         if sorted(cg_l1) == folds:
             others[cg_label] = mean(v["median_test_mae"] for v in cg_l1.values())
-        lines += ["", f"Bars: TFN below the training-mean floor on {len(below)} of {len(folds)} folds; TFN 5-fold mean "
+        lines += ["", f"Bars: {name} below the training-mean floor on {len(below)} of {len(folds)} folds; {name} 5-fold mean "
                   f"{t:.2f} against " + ", ".join(f"{k} {v:.2f} ({t - v:+.2f})" for k, v in others.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tfn", nargs="+", required=True, type=Path, help="TFN run folders (any folds and seeds)")
+    p.add_argument("--tfn", nargs="+", required=True, type=Path, help="run folders of the model the table is about (TFN, or another family; any folds and seeds)")
     p.add_argument("--cgcnn-l1", nargs="*", default=[], type=Path, help="CGCNN run folders with the L1 loss")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "tfn" / "jdft2d_l1")
     p.add_argument("--curve-fold", type=int, default=1, help="fold whose learning curve is copied (seed 0)")
@@ -129,10 +131,11 @@ def main(argv=None) -> int:
         for name in ("config.json", "metrics.json", "metrics.jsonl"):
             shutil.copyfile(d / name, dest / name)
         r["copied_to"] = str(dest.relative_to(ROOT)) if dest.is_relative_to(ROOT) else str(dest)
-        if r["model"] == "tfn" and r["fold"] == args.curve_fold and r["seed"] == 0:
+        if r in tfn_runs and r["fold"] == args.curve_fold and r["seed"] == 0:
             shutil.copyfile(d / "plots" / "learning_curve.png", args.out / f"learning_curve_f{r['fold']}_s0.png")
     tfn, cg_l1, cg = per_fold(tfn_runs), per_fold(cg_runs), cgcnn_old()
-    summary = {"task": TASK, "unit": "meV/atom", "tfn": tfn, "cgcnn_l1": cg_l1, "cgcnn_old_recipe": cg, "runs": tfn_runs + cg_runs}
+    name = tfn_runs[0]["model"].upper()
+    summary = {"task": TASK, "unit": "meV/atom", "model": tfn_runs[0]["model"], "tfn": tfn, "cgcnn_l1": cg_l1, "cgcnn_old_recipe": cg, "runs": tfn_runs + cg_runs}
     if sorted(tfn) == [0, 1, 2, 3, 4]:
         summary["tfn_5fold_mean"] = mean(v["median_test_mae"] for v in tfn.values())
         summary["floor_5fold_mean"] = mean(v["floor_test_mae"] for v in tfn.values())
@@ -141,7 +144,7 @@ def main(argv=None) -> int:
         if sorted(cg_l1) == [0, 1, 2, 3, 4]:
             summary["cgcnn_l1_5fold_mean"] = mean(v["median_test_mae"] for v in cg_l1.values())
     write_json(args.out / "results.json", summary)
-    text = table(tfn, cg, cg_l1, args.title, args.tfn_label, args.cgcnn_label)
+    text = table(tfn, cg, cg_l1, args.title, args.tfn_label, args.cgcnn_label, name)
     write_text(args.out / "table.md", text)
     print(text)
     return 0

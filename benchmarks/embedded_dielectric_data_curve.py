@@ -75,7 +75,7 @@ def measure_run(run: Path) -> dict:
     tfn = _split_errors(pred, true)
     best = min(floors.values(), key=lambda f: f["fnorm"])
     return {
-        "run": run.name, "n_crystals": n_crystals, "n_rows": len(task.df) if hasattr(task, "df") else None,
+        "run": run.name, "seed": int(cfg["seed"]), "n_crystals": n_crystals, "n_rows": len(task.df) if hasattr(task, "df") else None,
         "n_train_val": len(train_x), "n_test": len(true_all), "n_test_no_graph": sum(i in failures for i in ids),
         "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
         "train_time_s": (metrics.get("time_s") or {}).get("train"), "recipe": cfg.get("recipe"),
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="zoo train run folders of tfn on embedded_dielectric")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    rows = sorted((measure_run(r) for r in args.runs), key=lambda r: r["n_train_val"])
+    rows = sorted((measure_run(r) for r in args.runs), key=lambda r: (r["n_train_val"], r["seed"]))
     cm = clausius_mossotti()
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0],
@@ -120,11 +120,11 @@ def main(argv=None) -> int:
     tmp.write_text(json.dumps({"runs": rows, "clausius_mossotti": cm, "meta": meta}, indent=1))
     tmp.replace(args.out / "results.json")
 
-    lines = ["| n_crystals | train+val | test (no graph) | TFN Fnorm (iso / aniso) | mean floor | element-linear floor | TFN / best floor | epochs (best) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| n_crystals | seed | train+val | test (no graph) | TFN Fnorm (iso / aniso) | mean floor | element-linear floor | TFN / best floor | epochs (best) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t, f = r["tfn"], r["floors"]
-        lines.append(f"| {r['n_crystals']} | {r['n_train_val']} | {r['n_test']} ({r['n_test_no_graph']}) | "
+        lines.append(f"| {r['n_crystals']} | {r['seed']} | {r['n_train_val']} | {r['n_test']} ({r['n_test_no_graph']}) | "
                      f"**{t['fnorm']:.3f}** ({t['fnorm_iso']:.3f} / {t['fnorm_aniso']:.3f}) | "
                      f"{f['mean']['fnorm']:.3f} ({f['mean']['fnorm_iso']:.3f} / {f['mean']['fnorm_aniso']:.3f}) | "
                      f"{f['element-linear']['fnorm']:.3f} ({f['element-linear']['fnorm_iso']:.3f} / {f['element-linear']['fnorm_aniso']:.3f}) | "
@@ -141,11 +141,14 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = [r["n_train_val"] for r in rows]
+    n = sorted({r["n_train_val"] for r in rows})
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(n, [r["ratio_to_best_floor"] for r in rows], "o-", label="TFN / best floor (Fnorm)")
-    ax.plot(n, [r["tfn"]["fnorm_iso"] / min(f["fnorm"] for f in r["floors"].values()) for r in rows], "s--",
-            label="isotropic part of the TFN error / best floor")
+    for k, seed in enumerate(sorted({r["seed"] for r in rows})):  # one line per seed: the spread is the point
+        rs = [r for r in rows if r["seed"] == seed]
+        x = [r["n_train_val"] for r in rs]
+        ax.plot(x, [r["ratio_to_best_floor"] for r in rs], "o-", color=f"C{2 * k}", label=f"TFN / best floor (Fnorm), seed {seed}")
+        ax.plot(x, [r["tfn"]["fnorm_iso"] / min(f["fnorm"] for f in r["floors"].values()) for r in rs], "s--",
+                color=f"C{2 * k + 1}", label=f"isotropic part of the error / best floor, seed {seed}")
     ax.axhline(0.5, color="k", lw=0.8, ls=":", label="issue #11 bar (0.5)")
     ax.set_xscale("log")
     ax.set_xticks(n, [str(v) for v in n])
@@ -153,7 +156,7 @@ def main(argv=None) -> int:
     ax.set_xlabel("training + validation crystals (fold 0)")
     ax.set_ylabel("ratio")
     ax.set_ylim(0, 1.1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.set_title("embedded_dielectric: TFN (tfn.rank2) vs data size")
     fig.tight_layout()
     fig.savefig(args.out / "data_curve.png", dpi=120)

@@ -252,10 +252,10 @@ def _read_motif_file(path: Path, hspec: HyperSpec) -> tuple[list[str], list[dict
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         if int(data["format"]) != HYPER_FORMAT_VERSION or str(data["key"]) != hspec.motif_key():
-            log.warning("motif cache %s does not match its key; recomputing it", path)
+            log.warning("motif cache %s does not match its key; not using it", path)
             return None
     except Exception as exc:  # truncated / corrupt: recompute rather than fail
-        log.warning("motif cache %s is unreadable (%s: %s); recomputing it", path, type(exc).__name__, exc)
+        log.warning("motif cache %s is unreadable (%s: %s); not using it", path, type(exc).__name__, exc)
         return None
     hashes = data["hashes"].tolist()
     no, mo = data["node_offsets"], data["member_offsets"]
@@ -279,16 +279,19 @@ def _load_motifs(path: Path, hashes: Sequence[str], hspec: HyperSpec) -> list[di
     return read[1]
 
 
-def _reuse_motifs(directory: Path, wanted: set[str], hspec: HyperSpec) -> dict[str, dict]:
+def _reuse_motifs(directory: Path, wanted: set[str], hspec: HyperSpec, skip: Path) -> dict[str, dict]:
     """Results of the ``wanted`` structures (by content hash) found in the other cached sets of the same motif
     options. A fold's training set and another fold's share most structures; each costs ~1 CPU-s to
-    featurise, so a new set computes only the structures no cached set has. Unreadable files are skipped."""
+    featurise, so a new set computes only the structures no cached set has. Unreadable files are skipped, and
+    so is ``skip`` (the set's own file, which was just found absent, unreadable or stale)."""
     found: dict[str, dict] = {}
     if not directory.is_dir():
         return found
     for path in sorted(directory.glob("*.npz")):
         if len(found) == len(wanted):
             break
+        if path == skip:
+            continue
         read = _read_motif_file(path, hspec)
         if read is None:
             continue
@@ -366,7 +369,7 @@ def featurize(graphs: list, failures: dict[str, str], spec: GraphSpec, *, ids: S
         path = None if cache is False else motif_cache_path(hashes, hspec, None if cache is True else cache)
         found = _load_motifs(path, hashes, hspec) if path is not None else None
         if found is None:
-            known = _reuse_motifs(path.parent, set(hashes), hspec) if path is not None else {}
+            known = _reuse_motifs(path.parent, set(hashes), hspec, skip=path) if path is not None else {}
             missing = [i for i, h in enumerate(hashes) if h not in known]
             t0 = time.perf_counter()
             computed = compute_motifs([graphs[real[i]] for i in missing], hspec, progress=progress) if missing else []

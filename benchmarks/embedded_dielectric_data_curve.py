@@ -20,6 +20,7 @@ Two measurements, written to ``--out`` (table.md, results.json, data_curve.png):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -53,14 +54,13 @@ def _run_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return df["id"].astype(str).tolist(), true, pred
 
 
-def measure_run(run: Path) -> dict:
-    cfg = json.loads((run / "config.json").read_text())["train"]
-    metrics = json.loads((run / "metrics.json").read_text())
-    kwargs = dict(cfg.get("task_kwargs") or {})
-    n_crystals = int(kwargs.get("n_crystals", 2000))
-    task = tasks.get(cfg["task"], progress=False, **{k: v for k, v in kwargs.items() if k != "progress"})
+@functools.lru_cache(maxsize=None)
+def _fold_floors(task_name: str, kwargs_json: str, fold: int) -> tuple[dict, int, int, int | None]:
+    """(floors, training+validation size, test size, data set rows) of one fold of one generated data set;
+    runs of several seeds on the same data set share it."""
+    kwargs = json.loads(kwargs_json)
+    task = tasks.get(task_name, progress=False, **{k: v for k, v in kwargs.items() if k != "progress"})
     task.load()
-    fold = int(cfg["fold"])
     train_x, train_y = task.get_train_and_val_data(fold)
     test_x, test_y = task.get_test_data(fold, include_target=True)
     true_all = np.stack([np.asarray(t, dtype=np.float64) for t in test_y])
@@ -68,6 +68,15 @@ def measure_run(run: Path) -> dict:
     for name, model in (("mean", MeanBaseline()), ("element-linear", ElementLinearBaseline())):
         pred = model.fit(list(train_x), list(train_y)).predict(list(test_x))
         floors[name] = _split_errors(np.asarray(pred, dtype=np.float64), true_all)
+    return floors, len(train_x), len(true_all), (len(task.df) if hasattr(task, "df") else None)
+
+
+def measure_run(run: Path) -> dict:
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    kwargs = dict(cfg.get("task_kwargs") or {})
+    n_crystals = int(kwargs.get("n_crystals", 2000))
+    floors, n_train_val, n_test, n_rows = _fold_floors(cfg["task"], json.dumps(kwargs, sort_keys=True), int(cfg["fold"]))
     # Every test crystal, as the floors: those without a graph (an atom with no neighbour within the radius)
     # carry the run's fallback prediction (metrics.json "test_all"; "test" leaves them out).
     ids, true, pred = _run_predictions(run)
@@ -75,8 +84,8 @@ def measure_run(run: Path) -> dict:
     tfn = _split_errors(pred, true)
     best = min(floors.values(), key=lambda f: f["fnorm"])
     return {
-        "run": run.name, "seed": int(cfg["seed"]), "n_crystals": n_crystals, "n_rows": len(task.df) if hasattr(task, "df") else None,
-        "n_train_val": len(train_x), "n_test": len(true_all), "n_test_no_graph": sum(i in failures for i in ids),
+        "run": run.name, "seed": int(cfg["seed"]), "n_crystals": n_crystals, "n_rows": n_rows,
+        "n_train_val": n_train_val, "n_test": n_test, "n_test_no_graph": sum(i in failures for i in ids),
         "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
         "train_time_s": (metrics.get("time_s") or {}).get("train"), "recipe": cfg.get("recipe"),
         "tfn": tfn, "tfn_fnorm_test_all": (metrics.get("test_all") or metrics.get("test") or {}).get("fnorm"), "floors": floors,

@@ -55,6 +55,11 @@ def test_structural_ops_agree():
         lambda xp, a, i: xp.take(a, i[:4], axis=1),
         lambda xp, a, i: xp.linear(a, a[:3], a[0, :3]),
         lambda xp, a, i: xp.linear(a, a[:3]),
+        lambda xp, a, i: xp.cumsum(a, axis=0),
+        lambda xp, a, i: xp.minimum(a, xp.zeros_like(a)),
+        lambda xp, a, i: xp.log(a * a + 1.0),
+        lambda xp, a, i: xp.solve(xp.einsum("ij,kj->ik", a[:5], a[:5]) + xp.const(np.eye(5), like=a), a[:5]),
+        lambda xp, a, i: xp.solve((a[:5, None, :3] * a[:5, :3, None]) + xp.const(np.eye(3), like=a), a[:5, :3, None]),
     ):
         t, j = _both(fn, x, idx)
         if isinstance(t, list):

@@ -53,3 +53,25 @@ def test_not_positive_definite_is_named():
 def test_exp_stays_finite_for_huge_predictions():
     out = sym_exp(np.diag([1e4, 0.0, -1e4]))
     assert np.all(np.isfinite(out)) and out[0, 0] == pytest.approx(np.exp(50.0))
+
+
+def test_clausius_mossotti_map_golden_round_trip_and_equivariance():
+    """(ε - 1)(ε + 2)^-1: eigenwise golden values (ε = 1 -> 0, 4 -> 1/2), the same as the product of the two
+    commuting matrices, the inverse undoes it, it commutes with an improper rotation, and an impossible
+    prediction (eigenvalue >= 1 or < -1/2) comes back finite and positive semi-definite."""
+    from zoo.tensors import cm_inverse, cm_map
+
+    np.testing.assert_allclose(cm_map(np.diag([1.0, 4.0, 10.0])), np.diag([0.0, 0.5, 0.75]), atol=1e-15)
+    T = _spd(10, 4)
+    M = cm_map(T)
+    for t, m in zip(T, M):
+        np.testing.assert_allclose(m, np.linalg.solve(t + 2 * np.eye(3), t - np.eye(3)), atol=1e-13)
+    np.testing.assert_allclose(cm_inverse(M), T, rtol=1e-12, atol=1e-12)
+    R = Rotation.random(random_state=5).as_matrix() * -1.0
+    np.testing.assert_allclose(cm_map(R @ T @ R.T), R @ M @ R.T, atol=1e-13)
+    wild = cm_inverse(np.diag([1.5, -3.0, 0.2]))
+    assert np.all(np.isfinite(wild)) and np.linalg.eigvalsh(wild).min() >= 0.0
+    bad = T.copy()
+    bad[1] = -np.eye(3)
+    with pytest.raises(ValueError, match=r"'b'.*not positive definite.*--target-transform none"):
+        cm_map(bad, ids=[str(c) for c in "abcdefghij"])

@@ -30,6 +30,16 @@ def to_jax(batch: Mapping[str, np.ndarray], dtype=jnp.float32) -> dict[str, jax.
 exp, log1p, sin, tanh, sqrt, einsum = jnp.exp, jnp.log1p, jnp.sin, jnp.tanh, jnp.sqrt, jnp.einsum
 zeros_like, ones_like, maximum, where = jnp.zeros_like, jnp.ones_like, jnp.maximum, jnp.where
 sigmoid, silu, rsqrt, stop_gradient = jax.nn.sigmoid, jax.nn.silu, jax.lax.rsqrt, jax.lax.stop_gradient
+minimum, log = jnp.minimum, jnp.log
+
+
+def cumsum(x: jax.Array, axis: int = 0) -> jax.Array:
+    return jnp.cumsum(x, axis=axis)
+
+
+def solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """x with a @ x = b, batched over leading axes (LU with partial pivoting, as torch.linalg.solve)."""
+    return jnp.linalg.solve(a, b)
 
 
 def softplus(x: jax.Array) -> jax.Array:

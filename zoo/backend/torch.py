@@ -27,6 +27,16 @@ def to_torch(batch: Mapping[str, np.ndarray], dtype: torch.dtype = torch.float32
 # ------------------------------------------------------------------------------ array operations
 exp, log1p, sin, tanh, sqrt, einsum = torch.exp, torch.log1p, torch.sin, torch.tanh, torch.sqrt, torch.einsum
 zeros_like, ones_like, maximum, where, sigmoid, rsqrt = torch.zeros_like, torch.ones_like, torch.maximum, torch.where, torch.sigmoid, torch.rsqrt
+minimum, log = torch.minimum, torch.log
+
+
+def cumsum(x: torch.Tensor, axis: int = 0) -> torch.Tensor:
+    return torch.cumsum(x, dim=axis)
+
+
+def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x with a @ x = b, batched over leading axes (LU with partial pivoting, as jax.numpy.linalg.solve)."""
+    return torch.linalg.solve(a, b)
 silu, softplus = F.silu, F.softplus  # torch's softplus: x itself above 20 (jax.py matches it exactly)
 
 

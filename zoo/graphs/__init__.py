@@ -7,6 +7,7 @@ from .features import cgcnn_atom_features, original_cgcnn_atom_features
 from .builder import GraphSpec, build_graph, build_graphs, register_featurizer
 from .cache import structure_hash
 from .hyper import HyperGraph, HyperSpec  # registers the "hyper" featuriser and the hypergraph's batch fields
+from .dipole import DipoleGraph  # registers the "dipole" featuriser and its pair set
 
 __all__ = [
     "ARRAY_FIELDS",
@@ -31,5 +32,6 @@ __all__ = [
     "register_featurizer",
     "HyperGraph",
     "HyperSpec",
+    "DipoleGraph",
     "structure_hash",
 ]

@@ -80,12 +80,17 @@ def volume_per_atom(batch, xp):
     """(G,) cell volume per atom of each graph in Å^3/atom: |det(lattice)| over the graph's atoms (a graph
     without atoms, i.e. padding, counts as one, so that nothing divides by zero)."""
     L = batch["lattice"]
+    ones = xp.ones_like(batch["positions"][:, 0])
+    count = xp.segment_sum(ones, batch["node_graph"], L.shape[0])
+    return cell_volume(L, xp) / xp.maximum(count, xp.ones_like(count))
+
+
+def cell_volume(L, xp):
+    """(G,) |det| of lattices (G, 3, 3) in Å^3, written out (no determinant op needed in either backend)."""
     det = (L[:, 0, 0] * (L[:, 1, 1] * L[:, 2, 2] - L[:, 1, 2] * L[:, 2, 1])
            - L[:, 0, 1] * (L[:, 1, 0] * L[:, 2, 2] - L[:, 1, 2] * L[:, 2, 0])
            + L[:, 0, 2] * (L[:, 1, 0] * L[:, 2, 1] - L[:, 1, 1] * L[:, 2, 0]))
-    ones = xp.ones_like(batch["positions"][:, 0])
-    count = xp.segment_sum(ones, batch["node_graph"], L.shape[0])
-    return xp.maximum(det, -det) / xp.maximum(count, xp.ones_like(count))
+    return xp.maximum(det, -det)
 
 
 def density_features(batch, n_basis: int, xp):

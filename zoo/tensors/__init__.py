@@ -31,12 +31,12 @@ from .formula import (
     rank_of,
     symmetrize_indices,
 )
-from .spectral import spd_log, sym_exp
+from .spectral import cm_inverse, cm_map, spd_log, sym_exp
 from .voigt import VOIGT_KINDS, VOIGT_PAIRS, from_voigt, to_voigt
 
 __all__ = [
     "FORMULAS", "IRREPS", "VOIGT_KINDS", "VOIGT_PAIRS", "canonical_change_of_basis", "cartesian_basis", "cartesian_irreps",
     "change_of_basis", "default_formula", "e3nn_jax_alignment", "e3nn_jax_basis", "from_irreps", "from_voigt",
     "index_projector", "independent_components", "independent_flat_indices", "irreps", "irreps_slices", "irreps_string", "isotropic_part",
-    "obeys_formula", "parse_formula", "rank_of", "spd_log", "sym_exp", "symmetrize_indices", "to_irreps", "to_voigt",
+    "cm_inverse", "cm_map", "obeys_formula", "parse_formula", "rank_of", "spd_log", "sym_exp", "symmetrize_indices", "to_irreps", "to_voigt",
 ]

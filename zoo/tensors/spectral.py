@@ -1,5 +1,5 @@
 """Matrix functions of symmetric rank-2 tensors: the logarithm of a positive-definite tensor and the
-exponential that undoes it.
+exponential that undoes it; the Clausius-Mossotti map (ε - 1)(ε + 2)^-1 and its inverse.
 
 Why they are safe for an equivariant model: a spectral function f(T) = V f(Λ) V^T commutes with every
 orthogonal change of frame, f(R T R^T) = R f(T) R^T, rotations and reflections alike. So a model that is
@@ -52,3 +52,36 @@ def sym_exp(M) -> np.ndarray:
     S = _symmetric(M, "log-tensor")
     w, V = np.linalg.eigh(S)
     return np.einsum("...ij,...j,...kj->...ik", V, np.exp(np.minimum(w, MAX_LOG_EIGENVALUE)), V)
+
+
+# The Clausius-Mossotti map sends eigenvalues ε in [1, ∞) to [0, 1); its inverse is clipped to ε <= this.
+MAX_CM_EPSILON = 1e6
+
+
+def cm_map(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.ndarray:
+    """(ε - 1)(ε + 2)^-1 of symmetric (..., 3, 3) tensors with every eigenvalue > 0 (the two factors
+    commute). For a cubic crystal of the point-dipole model it is 4πα/3V (Clausius-Mossotti): it grows
+    linearly with the polarisability where ε diverges at the polarisation catastrophe, and stays in
+    (-1/2, 1). The error names the first tensor with an eigenvalue <= 0."""
+    S = _symmetric(T, name)
+    w, V = np.linalg.eigh(S)
+    smallest = w.reshape(-1, 3).min(axis=1)
+    flat = np.flatnonzero(~(smallest > 0))
+    if len(flat):
+        k = int(flat[0])
+        label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
+        raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
+                         f"{float(smallest[k]):.4g}); the Clausius-Mossotti map is for permittivities: train this "
+                         f"target with --target-transform none, or drop the non-physical entries")
+    return np.einsum("...ij,...j,...kj->...ik", V, (w - 1.0) / (w + 2.0), V)
+
+
+def cm_inverse(M) -> np.ndarray:
+    """ε = (1 + 2M)(1 - M)^-1 of symmetric (..., 3, 3) tensors, eigenvalues of M clipped to [-1/2 (ε = 0),
+    the value of ``MAX_CM_EPSILON``] so that the result is finite and positive semi-definite."""
+    S = _symmetric(M, "Clausius-Mossotti tensor")
+    w, V = np.linalg.eigh(S)
+    top = (MAX_CM_EPSILON - 1.0) / (MAX_CM_EPSILON + 2.0)
+    w = np.clip(w, -0.5, top)
+    return np.einsum("...ij,...j,...kj->...ik", V, (1.0 + 2.0 * w) / (1.0 - w), V)
+

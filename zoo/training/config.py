@@ -71,10 +71,11 @@ class TrainConfig:
     tensor_center: Literal["none", "isotropic"] = option(
         "none", help="tensor targets: subtract nothing or the isotropic part of the training mean (e.g. Tr/3 * I) before scaling")
     # Why a (matrix) logarithm keeps the model equivariant and the prediction positive (definite): zoo.training.targets.
-    target_transform: Literal["none", "log", "norm_log"] = option(
+    target_transform: Literal["none", "log", "norm_log", "cm"] = option(
         "none", help="log: positive scalar or symmetric positive-definite rank-2 targets (dielectric): learn the (matrix) "
         "logarithm, predict its exponential; norm_log: any tensor or signed scalar (piezoelectric): compress the "
-        "Frobenius norm logarithmically, keep the direction")
+        "Frobenius norm logarithmically, keep the direction; cm: permittivities, learn the Clausius-Mossotti map "
+        "(eps - 1)(eps + 2)^-1 (the space of TFN's polarisable read-out, --set readout=dipole)")
     # Why: an inverse exponential can turn a moderate error into an unbounded one (zoo.training.targets).
     clip_predictions: Literal["none", "train_range"] = option(
         "none", help="train_range: bring predictions back into the training targets' range (scalars: [min, max]; tensors: "

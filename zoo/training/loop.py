@@ -104,6 +104,11 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     task = resolve_task(config, task)
     config = dataclasses.replace(config, task=task.spec.name)
     model_config = model_config_for(config, task.spec.target, saved["model"]["config"] if saved else None)
+    head_space = getattr(model_config, "dipole_target_transform", None) if getattr(model_config, "uses_dipole", False) else None
+    if head_space is not None and head_space != config.target_transform:
+        raise TrainingError(f"the polarisable read-out outputs in the {head_space!r} space but the run standardises its "
+                            f"target with --target-transform {config.target_transform}: pass --target-transform {head_space} "
+                            f"or --set dipole_target_transform={config.target_transform}")
     graph_spec = model_config.graph_spec()
     if resume is not None:
         checkpoint.check_same_task(Path(resume), task.spec, graph_spec)

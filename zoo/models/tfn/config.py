@@ -32,6 +32,8 @@ TARGET_KINDS = ("scalar", "tensor")
 TP_IMPLS = ("fused", "e3nn")
 MESSAGE_NORMS = ("mean", "sqrt", "neighbors", "degree")
 ATOM_FEATURES = ("embedding", "cgcnn")
+READOUTS = ("pool", "dipole")
+DIPOLE_TRANSFORMS = ("none", "cm")
 N_SPECIES = 101  # embedding rows indexed by atomic number Z = 0..100; row 0 is only used by padding nodes
 
 
@@ -104,6 +106,27 @@ class TFNConfig:
     # by path, the reference. "fused" is the faster one in both backends, measured on 2 CPU cores (one
     # jdft2d training step, batch 32, ~5000 edges): torch ~2.5x e3nn's, jax 63 vs 84 ms per step.
     tp_impl: str = "fused"
+    # Read-out of a dielectric (symmetric rank-2) target. "pool": the pooled irreps of the target
+    # (A1 + E + ... in Cartesian form). "dipole": the polarisable read-out (zoo.nn.dipole): one more 0e
+    # output per atom gives its polarisability α_i (Å^3; dipole_alpha0 at an output of 0); the crystal's
+    # susceptibility χ follows from the self-consistent dipoles in the periodic (Ewald) dipole field with
+    # Thole damping, and the prediction (in the trainer's standardised units) is c·1 + w·χ (or its
+    # Clausius-Mossotti map, dipole_target_transform) + the pooled
+    # head, with c = dipole.weight[0] and w = dipole_output_scale · exp(dipole.weight[1] / 10) learned
+    # (the trainer's centre and scale are not the model's to know; drawn N(0, 1), so w starts within ~10 %
+    # of dipole_output_scale). Why: on embedded_dielectric the pooled head learns the isotropic part but
+    # barely the anisotropy (results/tfn/embedded_data_curve/), which comes from the long-range,
+    # many-body local field that the dipole coupling computes exactly. Needs the "dipole" graph featuriser.
+    readout: str = "pool"
+    # The space the trainer standardises in (its --target-transform), which the dipole head must output in:
+    # "none" (c·1 + w·χ + pooled) or "cm" (c·1 + w·M + pooled, M = χ(χ + 3)^-1 = (ε - 1)(ε + 2)^-1, the
+    # Clausius-Mossotti map; zoo.training.targets says why it trains where ε does not). The trainer refuses a
+    # mismatch.
+    dipole_target_transform: str = "cm"
+    # Å^3, α_i at an output of 0. Small, so that no crystal starts near the polarisation catastrophe (a
+    # singular 1 - α T): with α ~ 3.5 Å^3 at the start the first epoch's loss reached 3e4 (results/tfn/dipole/)
+    dipole_alpha0: float = 1.0
+    dipole_output_scale: float = 0.25  # starting w: the inverse of a typical standardising scale of ε (~4)
     # Output head, set by with_target(): a scalar (shape (G,)) or a Cartesian tensor (G, 3, ..., 3).
     target_kind: str = "scalar"
     target_rank: int = 0
@@ -153,6 +176,20 @@ class TFNConfig:
                 raise ValueError("TFNConfig: a tensor target needs target_formula (use with_target(), which fills it in)")
             if rank_of(self.target_formula) != self.target_rank:
                 raise ValueError(f"TFNConfig.target_formula={self.target_formula!r} has rank {rank_of(self.target_formula)}, not target_rank={self.target_rank}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"TFNConfig.readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.readout == "dipole":
+            if self.target_kind == "tensor" and (self.target_formula or "").replace(" ", "") != "ij=ji":
+                raise ValueError(f"TFNConfig.readout='dipole' predicts a dielectric-like symmetric rank-2 tensor (formula "
+                                 f"'ij=ji'), not {self.target_formula!r}; use readout='pool'")
+            if self.pooling != "mean":
+                raise ValueError("TFNConfig.readout='dipole' pools its direct head with the mean (ε is intensive); use pooling='mean'")
+            if self.dipole_target_transform not in DIPOLE_TRANSFORMS:
+                raise ValueError(f"TFNConfig.dipole_target_transform must be one of {DIPOLE_TRANSFORMS}, got "
+                                 f"{self.dipole_target_transform!r}")
+            if not (0 < self.dipole_alpha0 < 50 and self.dipole_output_scale > 0):
+                raise ValueError("TFNConfig.dipole_alpha0 must be in (0, 50) Å^3 (the bound on α is 99 Å^3) and "
+                                 "dipole_output_scale > 0")
         # Building the plan checks that the read-out can reach every output irrep.
         self.plan()
 
@@ -162,7 +199,8 @@ class TFNConfig:
         """Irreps of the read-out: "1x0e" for a scalar, those of ``CartesianTensor(target_formula)``."""
         if self.target_kind == "scalar":
             return "1x0e"
-        return irreps_string(cartesian_irreps(self.target_formula))
+        target = irreps_string(cartesian_irreps(self.target_formula))
+        return f"1x0e+{target}" if self.readout == "dipole" else target  # dipole: α_i first
 
     @property
     def message_scale(self) -> float:
@@ -204,7 +242,13 @@ class TFNConfig:
 
     # ----------------------------------------------------------------------------------- shared API
     def graph_spec(self) -> GraphSpec:
-        return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None)
+        return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None,
+                         featurizer="dipole" if self.uses_dipole else "")
+
+    @property
+    def uses_dipole(self) -> bool:
+        """Whether the polarisable read-out is on (it is only for tensor targets; a scalar config ignores it)."""
+        return self.readout == "dipole" and self.target_kind == "tensor"
 
     @staticmethod
     def migrate(d: dict) -> dict:
@@ -293,6 +337,8 @@ def state_layout(config: TFNConfig) -> dict[str, tuple[int, ...]]:
     for name, lp in named:
         for module, shapes in layer_weight_shapes(config, lp).items():
             out.update({f"{name}.{module}.{param}": shape for param, shape in shapes.items()})
+    if config.uses_dipole:  # last, the order in which both adapters declare it
+        out["dipole.weight"] = (2,)
     return out
 
 

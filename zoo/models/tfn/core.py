@@ -20,6 +20,7 @@ Bessel (or Gaussian) basis of the distance (``zoo.nn.radial``).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.graphs.dipole import DAMPING_RADIUS
 from zoo.nn.equivariant import (
     MIX_CONV,
     MIX_SC,
@@ -47,6 +49,7 @@ from zoo.nn.equivariant import (
     second_moment_scale,
 )
 from zoo.nn.equivariant import fused_conv_tables as _fused_conv_tables
+from zoo.nn.dipole import alpha_max, susceptibility
 from zoo.nn.equivariant import linear_tables as _linear_tables
 from zoo.nn.functional import density_features
 from zoo.nn.radial import bessel_basis, gaussian_basis, polynomial_envelope
@@ -218,3 +221,27 @@ def head(y, net: Network, xp):
     if net.cartesian is None:
         return y[:, 0]
     return (y @ xp.const(net.cartesian, like=y)).reshape((y.shape[0],) + net.config.out_shape)
+
+
+def dipole_head(node_out, batch: Mapping[str, Any], weight, net: Network, xp, max_atoms: int | None = None):
+    """The polarisable read-out (``TFNConfig.readout="dipole"``): (G, 3, 3) in the trainer's standardised
+    units, c·1 + w·χ + the pooled head of the other outputs (χ through the Clausius-Mossotti map when
+    ``dipole_target_transform="cm"``). Column 0 of ``node_out`` gives α_i (Å^3) =
+    α_max·sigmoid(out + logit(dipole_alpha0/α_max)), bounded by the featuriser's damping reach
+    (``zoo.nn.dipole.alpha_max``) and multiplicative in the output for small α (free-atom values span
+    0.5-60 Å^3); χ is ``zoo.nn.dipole.susceptibility``; ``weight`` the ``dipole.weight`` parameter (c,
+    log-scale of w). ``max_atoms``: at least the largest crystal's atom count; None takes sqrt(number of
+    dipole pairs), which bounds it and is static under ``jit`` (the numbers do not depend on it)."""
+    cfg = net.config
+    top = alpha_max(DAMPING_RADIUS)
+    alpha = top * xp.sigmoid(node_out[:, 0] + math.log(cfg.dipole_alpha0 / (top - cfg.dipole_alpha0)))
+    if max_atoms is None:
+        max_atoms = math.isqrt(int(batch["dipole_i"].shape[0]))
+    chi = susceptibility(alpha, batch, xp, max(int(max_atoms), 1))
+    eye = xp.const(np.eye(3), like=chi)
+    if cfg.dipole_target_transform == "cm":  # (ε - 1)(ε + 2)^-1 = χ (χ + 3)^-1, the factors commute
+        chi = xp.solve(chi + 3.0 * eye, chi)
+        chi = 0.5 * (chi + xp.einsum("gab->gba", chi))
+    direct = head(pool(node_out[:, 1:], batch, net, xp), net, xp)
+    w = cfg.dipole_output_scale * xp.exp(weight[1] / 10.0)
+    return direct + weight[0] * eye + w * chi

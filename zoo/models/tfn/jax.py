@@ -86,6 +86,8 @@ class Model(nn.Module):
             self.density = xp.Parameters((("weight", (self.config.density_basis, self.config.embed_dim)),))
         self.layers = [Interaction(lp, self.config) for lp in self.net.plan.layers]
         self.readout = Interaction(self.net.plan.readout, self.config)
+        if self.config.uses_dipole:
+            self.dipole = xp.Parameters((("weight", (2,)),))
 
     def node_outputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         embedding = self.embedding(batch["positions"].dtype)["weight"]
@@ -98,4 +100,7 @@ class Model(nn.Module):
 
     def __call__(self, batch: Mapping[str, jax.Array], train: bool = False) -> jax.Array:
         del train  # no dropout / batch norm
+        if self.config.uses_dipole:  # per-crystal solves sized by the (static) number of dipole pairs
+            weight = self.dipole(batch["positions"].dtype)["weight"]
+            return core.dipole_head(self.node_outputs(batch), batch, weight, self.net, xp)
         return core.head(self.graph_irreps(batch), self.net, xp)

@@ -76,6 +76,7 @@ class Model(nn.Module):
         self.readout = Interaction(self.net.plan.readout, config)
         # built once here, not per call: torch.compile then traces no e3nn Irreps bookkeeping
         self.spherical_harmonics = _constants_only(o3.SphericalHarmonics(list(self.net.sh_ls), True, "component"))
+        self.dipole = xp.Parameters({"weight": (2,)}) if config.uses_dipole else None  # last, as in state_layout
 
     def node_outputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling."""
@@ -88,4 +89,7 @@ class Model(nn.Module):
         return core.pool(self.node_outputs(batch), batch, self.net, xp)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.dipole is not None:  # the largest crystal's atom count: the smallest per-crystal solve
+            max_atoms = int(batch["n_nodes"].max()) if batch["n_nodes"].numel() else 1
+            return core.dipole_head(self.node_outputs(batch), batch, self.dipole.weight, self.net, xp, max_atoms)
         return core.head(self.graph_irreps(batch), self.net, xp)

@@ -29,7 +29,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .dielectric import POLARIZABILITY, PolarizationCatastrophe, _lattice_points, dielectric_tensor
+from zoo.graphs.ewald import lattice_points
+
+from .dielectric import POLARIZABILITY, PolarizationCatastrophe, dielectric_tensor
 
 __all__ = ["DEFAULT_ELEMENTS", "GeneratedCrystal", "crystal_system_of", "generate_crystals", "space_groups_by_point_group"]
 
@@ -238,7 +240,7 @@ def _one_crystal(rng, elements, max_atoms, packing, min_dist_factor, max_sites):
     # Lattice vectors that can bring two atoms closer than the acceptance distance: wrapped differences
     # are at most half the sum of the cell edges long.
     reach = min_dist_factor * 2.0 * max(rad.values()) + 0.5 * float(np.linalg.norm(lat, axis=1).sum())
-    R = _lattice_points(lat, reach)
+    R = lattice_points(lat, reach)
     frac = np.zeros((0, 3))
     radii = np.zeros(0)
     species: list[str] = []

@@ -109,3 +109,26 @@ def test_backends_agree_with_gradients_on_a_padded_batch(setup):
     assert np.all(chi_j[len(graphs):] == 0.0)
     np.testing.assert_allclose(grad_j[: len(alpha)], a.grad.numpy(), rtol=1e-10, atol=1e-12)
     assert np.all(np.isfinite(grad_j))
+
+
+def test_regularised_inverse_has_no_pole():
+    """delta > 0: on crystals far from the catastrophe χ moves by ~(δ/λ)² only; on rock-salt NaCl with the
+    free-atom α (past the catastrophe: K has an eigenvalue of -0.35, the labeller refuses it) χ and dχ/dα stay
+    finite, and the exact solve is the δ -> 0 limit."""
+    good = crystals()[:2]
+    graphs, _ = build_graphs(good, SPEC, cache=False, progress=False)
+    b = bt.to_torch(collate(graphs), dtype=torch.float64)
+    a = torch.as_tensor(np.concatenate([polarizabilities(s) for s in good]))
+    exact = susceptibility(a, b, bt, max_atoms=8)
+    reg = susceptibility(a, b, bt, max_atoms=8, delta=1e-3)
+    assert 0 < float((reg - exact).abs().max()) <= 1e-4 * float(exact.abs().max())
+
+    nacl = Structure(Lattice.cubic(5.64), ["Na"] * 4 + ["Cl"] * 4,
+                     [[0, 0, 0], [.5, .5, 0], [.5, 0, .5], [0, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5], [.5, .5, .5]])
+    g, _ = build_graphs([nacl], SPEC, cache=False, progress=False)
+    bn = bt.to_torch(collate(g), dtype=torch.float64)
+    an = torch.tensor(polarizabilities(nacl), requires_grad=True)
+    chi = susceptibility(an, bn, bt, max_atoms=8, delta=0.01)
+    chi.sum().backward()
+    assert torch.isfinite(chi).all() and torch.isfinite(an.grad).all()
+    assert float(chi.abs().max()) <= 4 * np.pi / nacl.volume * float(an.sum()) / (2 * 0.01) * 1.0001

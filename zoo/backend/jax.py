@@ -128,11 +128,13 @@ class Parameters(flax_nn.Module):
     (mirrors ``zoo.backend.torch.Parameters``)."""
 
     shapes: tuple[tuple[str, tuple[int, ...]], ...]
+    zeros: bool = False  # for a learned offset that must start neutral (as torch's)
 
     @flax_nn.compact
     def __call__(self, dtype) -> dict[str, jax.Array]:
+        init = flax_nn.initializers.zeros if self.zeros else _normal
         # jnp.asarray: weights loaded by zoo.backend.params are numpy arrays until something traces them
-        return {name: jnp.asarray(self.param(name, _normal, shape, jnp.float32), dtype) for name, shape in self.shapes}
+        return {name: jnp.asarray(self.param(name, init, shape, jnp.float32), dtype) for name, shape in self.shapes}
 
 
 def declare_parameters(module: flax_nn.Module, layout: tuple[tuple[str, tuple[int, ...]], ...], dtype) -> dict[str, jax.Array]:

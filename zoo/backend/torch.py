@@ -148,10 +148,10 @@ class Parameters(torch.nn.Module):
     """Named parameters and nothing else, drawn N(0, 1) (e3nn's initialisation: the normalisation is in
     the forward pass): the torch side of a family whose math takes parameters as arrays by name."""
 
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]], zeros: bool = False) -> None:
         super().__init__()
-        for name, shape in shapes.items():
-            self.register_parameter(name, torch.nn.Parameter(torch.randn(shape)))
+        for name, shape in shapes.items():  # zeros: for a learned offset that must start neutral
+            self.register_parameter(name, torch.nn.Parameter(torch.zeros(shape) if zeros else torch.randn(shape)))
 
     def arrays(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters(recurse=False))

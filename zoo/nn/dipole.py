@@ -25,9 +25,15 @@ can represent.
   crystal's atom count), with identity rows on padding, so the cost is G·(3m)^3, not (3N)^3.
 
 Equivariance: α is invariant, T_ij and the Thole term rotate as rank-2 tensors (R T R^T), K^-1 with
-them, so χ -> R χ R^T exactly (to the solver's round-off). Stability: K must stay positive definite
-(the polarisation catastrophe at its edge); the prediction diverges as K's smallest eigenvalue reaches
-0, which the loss then pushes back from.
+them, so χ -> R χ R^T exactly (to the solver's round-off).
+
+Stability: K must stay positive definite; at the polarisation catastrophe its smallest eigenvalue λ
+reaches 0 and χ diverges, and beyond it χ is finite but unphysical. A network that learns α crosses it
+(a TFN with this read-out, learning rate 5e-3: validation Fnorm 4e4 in the first epochs). With
+``delta`` > 0 each eigenvalue's 1/λ becomes λ / (λ² + δ²): equal to it to a relative (δ/λ)², bounded
+by 1/(2δ) at λ = δ, smooth through 0, so neither the prediction nor its gradient has a pole anywhere.
+The task's crystals all have λ >= 0.05 (its generator refuses the rest): δ = 0.01 changes their
+prediction by at most 4 %, the typical one (λ ~ 0.5) by 0.04 %.
 """
 from __future__ import annotations
 
@@ -69,13 +75,14 @@ def _blocks(values, graph, row, col, m: int, n_graphs: int, xp):
     return xp.einsum("gijab->giajb", dense.reshape((n_graphs, m, m, 3, 3))).reshape((n_graphs, 3 * m, 3 * m))
 
 
-def susceptibility(alpha, batch: Mapping[str, Any], xp, max_atoms: int, thole_a: float = THOLE_A):
+def susceptibility(alpha, batch: Mapping[str, Any], xp, max_atoms: int, thole_a: float = THOLE_A, delta: float = 0.0):
     """(G, 3, 3) χ = ε - 1 of every crystal of ``batch`` (module docstring), symmetric.
 
     ``alpha``: (N,) polarisabilities in Å^3, positive on real atoms (padding rows are ignored), at most
     ``alpha_max`` of the featuriser's damping radius for the damping to be complete. The batch needs the
     ``dipole_pair`` and ``dipole_near`` sets (``zoo.graphs.dipole``). ``max_atoms`` m: at least the largest
-    crystal's atom count (a static size for ``jit``; any larger m gives the same numbers)."""
+    crystal's atom count (a static size for ``jit``; any larger m gives the same numbers). ``delta`` > 0
+    replaces K^-1 by the regularised K (K^2 + delta^2)^-1 (module docstring, Stability)."""
     pos, lat = batch["positions"], batch["lattice"]
     n, g = pos.shape[0], lat.shape[0]
     node_graph = batch["node_graph"]
@@ -110,7 +117,10 @@ def susceptibility(alpha, batch: Mapping[str, Any], xp, max_atoms: int, thole_a:
     eye = xp.const(np.eye(3 * max_atoms), like=s)
     K = eye - s3[:, :, None] * T * s3[:, None, :]
     rhs = s3[:, :, None] * xp.const(np.tile(np.eye(3), (max_atoms, 1)), like=s)  # (G, 3m, 3)
-    x = xp.solve(K, rhs)
+    if delta > 0:  # K (K² + δ²)^-1 rhs = solve(K² + δ², K rhs): K is symmetric, so the factors commute
+        x = xp.solve(xp.einsum("gij,gjk->gik", K, K) + (delta * delta) * eye, xp.einsum("gij,gjk->gik", K, rhs))
+    else:
+        x = xp.solve(K, rhs)
     chi = xp.einsum("gka,gkb->gab", rhs, x)
     chi = (4.0 * math.pi) * chi / cell_volume(lat, xp)[:, None, None]
     return 0.5 * (chi + xp.einsum("gab->gba", chi))

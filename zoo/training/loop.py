@@ -119,6 +119,10 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     t_data = time.perf_counter() - t0
     normalizer = TargetNormalizer.fit(data.train.y, task.spec.target, config.tensor_center, config.target_transform,
                                      ids=data.train.ids, clip_predictions=config.clip_predictions)
+    if saved is None and hasattr(model_config, "with_standardisation"):
+        # a read-out that predicts in physical units (TFN's polarisable one) maps into the trainer's units itself;
+        # the centre is isotropic by construction (TargetNormalizer), so its trace says it all
+        model_config = model_config.with_standardisation(float(np.trace(np.atleast_2d(normalizer.mean))) / 3.0, normalizer.scale)
     loss = resolve_loss(config, task.spec.target)
     _check_selection(task.spec, data)
 

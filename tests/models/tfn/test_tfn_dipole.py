@@ -53,23 +53,30 @@ def test_dipole_readout_backend_parity(structures, dtype):
 
 
 def test_dipole_weights_and_refusals():
-    """The read-out adds α_i as a first 0e output and one (2,) weight, last; it refuses targets it cannot
-    mean (a piezoelectric tensor), sum pooling and non-positive scales; the graphs get the dipole sums."""
+    """The read-out adds α_i as a first 0e output and one weight, the per-element reference (last); it takes
+    the trainer's centre and scale; it refuses targets it cannot mean (a piezoelectric tensor), sum pooling,
+    spaces it does not know and impossible scales; the graphs get the dipole sums."""
+    from zoo.models.tfn.config import N_SPECIES
+
     cfg = config()
+    pooled = dataclasses.replace(cfg, readout="pool")
     layout = state_layout(cfg)
-    assert list(layout)[-1] == "dipole.weight" and layout["dipole.weight"] == (2,)
+    assert [k for k in layout if k not in state_layout(pooled)] == ["dipole.alpha"] == list(layout)[-1:]
+    assert layout["dipole.alpha"] == (N_SPECIES,)
+    std = cfg.with_standardisation(0.4, 0.1)
+    assert (std.dipole_center, std.dipole_scale) == (0.4, 0.1) and pooled.with_standardisation(0.4, 0.1) == pooled
     assert cfg.output_irreps == "1x0e+" + dataclasses.replace(cfg, readout="pool").output_irreps
     assert cfg.graph_spec().featurizer == "dipole" and dataclasses.replace(cfg, readout="pool").graph_spec().featurizer == ""
-    # a scalar target ignores the option (nothing to couple), and declares no dipole weight
+    # a scalar target ignores the option (nothing to couple) and asks for no dipole sums
     scalar = cfg.with_target(TargetSpec(name="y", kind="scalar"))
-    assert not scalar.uses_dipole and "dipole.weight" not in state_layout(scalar)
+    assert not scalar.uses_dipole and scalar.graph_spec().featurizer == ""
     with pytest.raises(ValueError, match="ij=ji"):
         cfg.with_target(TargetSpec(name="e", kind="tensor", rank=3, formula="ijk=ikj"))
     with pytest.raises(ValueError, match="pooling"):
         dataclasses.replace(cfg, pooling="sum")
-    for bad in (0.0, 60.0):
+    for bad in ({"dipole_alpha0": 0.0}, {"dipole_alpha0": 60.0}, {"dipole_scale": 0.0}, {"dipole_center": float("nan")}):
         with pytest.raises(ValueError, match="dipole_alpha0"):
-            dataclasses.replace(cfg, dipole_alpha0=bad)
+            dataclasses.replace(cfg, **bad)
     with pytest.raises(ValueError, match="readout"):
         dataclasses.replace(cfg, readout="ewald")
     with pytest.raises(ValueError, match="dipole_target_transform"):
@@ -87,3 +94,24 @@ def test_trainer_refuses_a_head_in_another_space(space, tmp_path):
                       model_overrides={"readout": "dipole", "dipole_target_transform": space}, progress=False)
     with pytest.raises(TrainingError, match=f"--target-transform {space}.*dipole_target_transform={other}"):
         train(cfg)
+
+
+def test_element_reference_acts_on_its_element_only(structures):
+    """The per-element reference starts at zero in both backends; raising it for an element of the crystals
+    raises their polarisability and moves the prediction, raising it for an element none of them holds
+    changes nothing (float64, torch)."""
+    from zoo.testing import _torch_model
+
+    cfg = config()
+    model = _torch_model("tfn", cfg, "float64", 0)
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    assert np.all(state["dipole.alpha"] == 0.0)
+    present = sorted({site.specie.Z for s in structures for site in s})
+    absent = next(z for z in range(1, 100) if z not in present)
+    base = predictor("tfn", "torch", cfg, weights=state, dtype="float64")(structures)
+    for z, moves in ((absent, False), (present[0], True)):
+        moved = dict(state, **{"dipole.alpha": state["dipole.alpha"].copy()})
+        moved["dipole.alpha"][z] = 0.5
+        out = predictor("tfn", "torch", cfg, weights=moved, dtype="float64")(structures)
+        assert (np.abs(out - base).max() > 1e-6) == moves, z
+

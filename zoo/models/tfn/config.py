@@ -110,23 +110,34 @@ class TFNConfig:
     # (A1 + E + ... in Cartesian form). "dipole": the polarisable read-out (zoo.nn.dipole): one more 0e
     # output per atom gives its polarisability α_i (Å^3; dipole_alpha0 at an output of 0); the crystal's
     # susceptibility χ follows from the self-consistent dipoles in the periodic (Ewald) dipole field with
-    # Thole damping, and the prediction (in the trainer's standardised units) is c·1 + w·χ (or its
-    # Clausius-Mossotti map, dipole_target_transform) + the pooled
-    # head, with c = dipole.weight[0] and w = dipole_output_scale · exp(dipole.weight[1] / 10) learned
-    # (the trainer's centre and scale are not the model's to know; drawn N(0, 1), so w starts within ~10 %
-    # of dipole_output_scale). Why: on embedded_dielectric the pooled head learns the isotropic part but
-    # barely the anisotropy (results/tfn/embedded_data_curve/), which comes from the long-range,
-    # many-body local field that the dipole coupling computes exactly. Needs the "dipole" graph featuriser.
+    # Thole damping. The prediction is that ε in the trainer's standardised units, (f(ε) - dipole_center·1)
+    # / dipole_scale, plus the pooled head of the other outputs (a learned correction, zero-mean at the
+    # start). f is the trainer's --target-transform (dipole_target_transform: "none", or "cm", the
+    # Clausius-Mossotti map (ε - 1)(ε + 2)^-1, where it trains; zoo.training.targets), and the centre and
+    # scale are the trainer's, written into the config when the run starts (``with_standardisation``):
+    # learned instead, the scale (~1/0.1 in the "cm" space) did not grow within a 340-step run and the
+    # polarisabilities grew in its place (results/tfn/dipole/). Why at all: on embedded_dielectric the
+    # pooled head learns the isotropic part but barely the anisotropy (results/tfn/embedded_data_curve/),
+    # which comes from the long-range, many-body local field that the dipole coupling computes exactly.
+    # Needs the "dipole" graph featuriser (graph_spec() asks for it).
     readout: str = "pool"
-    # The space the trainer standardises in (its --target-transform), which the dipole head must output in:
-    # "none" (c·1 + w·χ + pooled) or "cm" (c·1 + w·M + pooled, M = χ(χ + 3)^-1 = (ε - 1)(ε + 2)^-1, the
-    # Clausius-Mossotti map; zoo.training.targets says why it trains where ε does not). The trainer refuses a
-    # mismatch.
     dipole_target_transform: str = "cm"
     # Å^3, α_i at an output of 0. Small, so that no crystal starts near the polarisation catastrophe (a
     # singular 1 - α T): with α ~ 3.5 Å^3 at the start the first epoch's loss reached 3e4 (results/tfn/dipole/)
     dipole_alpha0: float = 1.0
-    dipole_output_scale: float = 0.25  # starting w: the inverse of a typical standardising scale of ε (~4)
+    # α_i = α_max·sigmoid(gain·out + logit(α0/α_max)): the gain slows how fast α follows the network. At 1,
+    # AdamW at lr 5e-3 moved α through the catastrophe within the first epoch (validation Fnorm 7e4; the
+    # δ-regularised solve kept it finite, not right); results/tfn/dipole/.
+    dipole_alpha_gain: float = 0.1
+    # Plus a learned per-element reference, dipole.alpha[Z] (zero at the start) times this gain: the logit of
+    # α then moves ~gain·lr per step for every element, as in the one-α-per-element fit that reaches a
+    # validation Fnorm of 0.7 (benchmarks/dipole_element_fit.py: Adam at 0.02 = 4 x 5e-3). Without it the
+    # network's output alone learned α too slowly (validation Fnorm 8.7 after 10 of 20 epochs).
+    dipole_element_gain: float = 4.0
+    # The regularised inverse of zoo.nn.dipole (K (K² + δ²)^-1 for K^-1): no pole at the polarisation catastrophe
+    dipole_delta: float = 0.01
+    dipole_center: float = 0.0  # the trainer's isotropic centre (Tr/3 of its mean) in the transformed space
+    dipole_scale: float = 1.0  # the trainer's scale in the transformed space
     # Output head, set by with_target(): a scalar (shape (G,)) or a Cartesian tensor (G, 3, ..., 3).
     target_kind: str = "scalar"
     target_rank: int = 0
@@ -187,9 +198,10 @@ class TFNConfig:
             if self.dipole_target_transform not in DIPOLE_TRANSFORMS:
                 raise ValueError(f"TFNConfig.dipole_target_transform must be one of {DIPOLE_TRANSFORMS}, got "
                                  f"{self.dipole_target_transform!r}")
-            if not (0 < self.dipole_alpha0 < 50 and self.dipole_output_scale > 0):
-                raise ValueError("TFNConfig.dipole_alpha0 must be in (0, 50) Å^3 (the bound on α is 99 Å^3) and "
-                                 "dipole_output_scale > 0")
+            if not (0 < self.dipole_alpha0 < 50 and self.dipole_scale > 0 and math.isfinite(self.dipole_center)
+                    and 0 <= self.dipole_delta < 1 and self.dipole_alpha_gain > 0 and self.dipole_element_gain >= 0):
+                raise ValueError("TFNConfig.dipole_alpha0 must be in (0, 50) Å^3 (the bound on α is 99 Å^3), dipole_scale "
+                                 "> 0, dipole_center finite, dipole_delta in [0, 1), dipole_alpha_gain > 0 and dipole_element_gain >= 0")
         # Building the plan checks that the read-out can reach every output irrep.
         self.plan()
 
@@ -244,6 +256,13 @@ class TFNConfig:
     def graph_spec(self) -> GraphSpec:
         return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None,
                          featurizer="dipole" if self.uses_dipole else "")
+
+    def with_standardisation(self, center: float, scale: float) -> TFNConfig:
+        """The trainer's target standardisation (isotropic centre Tr/3, scale), which the polarisable
+        read-out's physical prediction is mapped into; unchanged for any other read-out."""
+        if not self.uses_dipole:
+            return self
+        return dataclasses.replace(self, dipole_center=float(center), dipole_scale=float(scale))
 
     @property
     def uses_dipole(self) -> bool:
@@ -337,8 +356,8 @@ def state_layout(config: TFNConfig) -> dict[str, tuple[int, ...]]:
     for name, lp in named:
         for module, shapes in layer_weight_shapes(config, lp).items():
             out.update({f"{name}.{module}.{param}": shape for param, shape in shapes.items()})
-    if config.uses_dipole:  # last, the order in which both adapters declare it
-        out["dipole.weight"] = (2,)
+    if config.uses_dipole:  # the per-element polarisability reference, last (both adapters declare it last)
+        out["dipole.alpha"] = (N_SPECIES,)
     return out
 
 

@@ -223,25 +223,36 @@ def head(y, net: Network, xp):
     return (y @ xp.const(net.cartesian, like=y)).reshape((y.shape[0],) + net.config.out_shape)
 
 
-def dipole_head(node_out, batch: Mapping[str, Any], weight, net: Network, xp, max_atoms: int | None = None):
+CM_DELTA = 0.03  # regularisation of the Clausius-Mossotti map's (χ + 3)^-1 in dipole_head
+
+
+def dipole_head(node_out, batch: Mapping[str, Any], element_alpha, net: Network, xp, max_atoms: int | None = None):
     """The polarisable read-out (``TFNConfig.readout="dipole"``): (G, 3, 3) in the trainer's standardised
-    units, c·1 + w·χ + the pooled head of the other outputs (χ through the Clausius-Mossotti map when
-    ``dipole_target_transform="cm"``). Column 0 of ``node_out`` gives α_i (Å^3) =
-    α_max·sigmoid(out + logit(dipole_alpha0/α_max)), bounded by the featuriser's damping reach
+    units, (f(1 + χ) - centre·1) / scale + the pooled head of the other outputs, f the identity or the
+    Clausius-Mossotti map (``dipole_target_transform``). Column 0 of ``node_out`` and the per-element
+    reference ``element_alpha`` (the ``dipole.alpha`` parameter) give α_i (Å^3) = α_max·sigmoid(gain·out +
+    element_gain·ref[Z_i] + logit(dipole_alpha0/α_max)), bounded by the featuriser's damping reach
     (``zoo.nn.dipole.alpha_max``) and multiplicative in the output for small α (free-atom values span
-    0.5-60 Å^3); χ is ``zoo.nn.dipole.susceptibility``; ``weight`` the ``dipole.weight`` parameter (c,
-    log-scale of w). ``max_atoms``: at least the largest crystal's atom count; None takes sqrt(number of
-    dipole pairs), which bounds it and is static under ``jit`` (the numbers do not depend on it)."""
+    0.5-60 Å^3); χ is ``zoo.nn.dipole.susceptibility``. ``max_atoms``: at least the largest crystal's atom
+    count; None takes sqrt(number of dipole pairs), which bounds it and is static under ``jit`` (the
+    numbers do not depend on it)."""
     cfg = net.config
     top = alpha_max(DAMPING_RADIUS)
-    alpha = top * xp.sigmoid(node_out[:, 0] + math.log(cfg.dipole_alpha0 / (top - cfg.dipole_alpha0)))
+    logit = cfg.dipole_alpha_gain * node_out[:, 0] + cfg.dipole_element_gain * xp.take(element_alpha, batch["numbers"], axis=0)
+    alpha = top * xp.sigmoid(logit + math.log(cfg.dipole_alpha0 / (top - cfg.dipole_alpha0)))
     if max_atoms is None:
         max_atoms = math.isqrt(int(batch["dipole_i"].shape[0]))
-    chi = susceptibility(alpha, batch, xp, max(int(max_atoms), 1))
+    chi = susceptibility(alpha, batch, xp, max(int(max_atoms), 1), delta=cfg.dipole_delta)
     eye = xp.const(np.eye(3), like=chi)
-    if cfg.dipole_target_transform == "cm":  # (ε - 1)(ε + 2)^-1 = χ (χ + 3)^-1, the factors commute
-        chi = xp.solve(chi + 3.0 * eye, chi)
+    if cfg.dipole_target_transform == "cm":
+        # (ε - 1)(ε + 2)^-1 = χ (χ + 3)^-1 (the factors commute), with (χ + 3)^-1 regularised like K^-1 in
+        # zoo.nn.dipole: past the catastrophe χ can reach -3, where the map has a pole; for a physical χ
+        # (>= 0) the change is below (CM_DELTA/3)^2 = 1e-4 relative
+        shifted = chi + 3.0 * eye
+        chi = xp.solve(xp.einsum("gij,gjk->gik", shifted, shifted) + (CM_DELTA * CM_DELTA) * eye,
+                       xp.einsum("gij,gjk->gik", shifted, chi))
         chi = 0.5 * (chi + xp.einsum("gab->gba", chi))
+    else:
+        chi = chi + eye  # ε
     direct = head(pool(node_out[:, 1:], batch, net, xp), net, xp)
-    w = cfg.dipole_output_scale * xp.exp(weight[1] / 10.0)
-    return direct + weight[0] * eye + w * chi
+    return direct + (chi - cfg.dipole_center * eye) / cfg.dipole_scale

@@ -23,7 +23,7 @@ from zoo.backend import jax as xp
 
 from . import core
 from . import irreps as _ir
-from .config import TFNConfig, layer_weight_shapes
+from .config import N_SPECIES, TFNConfig, layer_weight_shapes
 
 
 
@@ -86,8 +86,8 @@ class Model(nn.Module):
             self.density = xp.Parameters((("weight", (self.config.density_basis, self.config.embed_dim)),))
         self.layers = [Interaction(lp, self.config) for lp in self.net.plan.layers]
         self.readout = Interaction(self.net.plan.readout, self.config)
-        if self.config.uses_dipole:
-            self.dipole = xp.Parameters((("weight", (2,)),))
+        if self.config.uses_dipole:  # the polarisable read-out's per-element reference, zero at the start
+            self.dipole = xp.Parameters((("alpha", (N_SPECIES,)),), zeros=True)
 
     def node_outputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
         embedding = self.embedding(batch["positions"].dtype)["weight"]
@@ -101,6 +101,6 @@ class Model(nn.Module):
     def __call__(self, batch: Mapping[str, jax.Array], train: bool = False) -> jax.Array:
         del train  # no dropout / batch norm
         if self.config.uses_dipole:  # per-crystal solves sized by the (static) number of dipole pairs
-            weight = self.dipole(batch["positions"].dtype)["weight"]
-            return core.dipole_head(self.node_outputs(batch), batch, weight, self.net, xp)
+            element_alpha = self.dipole(batch["positions"].dtype)["alpha"]
+            return core.dipole_head(self.node_outputs(batch), batch, element_alpha, self.net, xp)
         return core.head(self.graph_irreps(batch), self.net, xp)

@@ -18,7 +18,7 @@ from zoo.backend import torch as xp
 
 from . import core
 from . import irreps as _ir
-from .config import TFNConfig, layer_weight_shapes
+from .config import N_SPECIES, TFNConfig, layer_weight_shapes
 
 
 def _wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
@@ -76,7 +76,8 @@ class Model(nn.Module):
         self.readout = Interaction(self.net.plan.readout, config)
         # built once here, not per call: torch.compile then traces no e3nn Irreps bookkeeping
         self.spherical_harmonics = _constants_only(o3.SphericalHarmonics(list(self.net.sh_ls), True, "component"))
-        self.dipole = xp.Parameters({"weight": (2,)}) if config.uses_dipole else None  # last, as in state_layout
+        # the polarisable read-out's per-element reference (last, as in state_layout), zero at the start
+        self.dipole = xp.Parameters({"alpha": (N_SPECIES,)}, zeros=True) if config.uses_dipole else None
 
     def node_outputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(N, dim of ``config.output_irreps``): per-atom read-out irreps before pooling."""
@@ -89,7 +90,7 @@ class Model(nn.Module):
         return core.pool(self.node_outputs(batch), batch, self.net, xp)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if self.dipole is not None:  # the largest crystal's atom count: the smallest per-crystal solve
+        if self.config.uses_dipole:  # the largest crystal's atom count: the smallest per-crystal solve
             max_atoms = int(batch["n_nodes"].max()) if batch["n_nodes"].numel() else 1
-            return core.dipole_head(self.node_outputs(batch), batch, self.dipole.weight, self.net, xp, max_atoms)
+            return core.dipole_head(self.node_outputs(batch), batch, self.dipole.alpha, self.net, xp, max_atoms)
         return core.head(self.graph_irreps(batch), self.net, xp)

@@ -20,17 +20,9 @@ the field that enters ε = 1 + 4πP/E. Splitting the sum over a large sphere of 
 tin-foil Ewald sum equals the vacuum spherical sum plus (4π/3V) Σ_j p_j (de Leeuw, Perram & Smith,
 Proc. R. Soc. A 373, 27 (1980)); for a cubic Bravais lattice the spherical sum vanishes by symmetry,
 so T = (4π/3V)·1 is exactly the Lorentz field and the formula above gives Clausius-Mossotti,
-(ε-1)/(ε+2) = 4πα/(3V), to round-off (tested for sc, bcc and fcc). With η the Ewald splitting
-parameter (Å^-1), r = r_i - r_j - R and the Hessian ∂_a∂_b of erfc(ηr)/r:
-
-    T_ij = Σ'_R [C(r) r r^T - B(r) 1]                              (real space, R = 0 skipped for i = j)
-         - (4π/V) Σ_{G≠0} (G G^T / G^2) exp(-G^2/4η^2) cos(G·(r_i - r_j))   (reciprocal space)
-         + δ_ij (4η^3 / 3√π) 1                                     (self term: removes the field of
-                                                                    atom i's own Gaussian at r_i)
-    B(r) = [erfc(ηr) + (2ηr/√π) e^{-η²r²}] / r^3
-    C(r) = [3 erfc(ηr) + (2ηr/√π)(3 + 2η²r²) e^{-η²r²}] / r^5
-
-The result does not depend on η (tested to 1e-10 relative); η only balances the two sums.
+(ε-1)/(ε+2) = 4πα/(3V), to round-off (tested for sc, bcc and fcc). The sum itself (real space, reciprocal
+space, self term; independent of the splitting parameter η) is ``zoo.graphs.ewald.dipole_tensor``, shared
+with the models' polarisable read-out (``zoo.nn.dipole``).
 
 Damping (Thole)
 ---------------

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,9 +70,7 @@ class DipoleGraph(CrystalGraph):
 
     @classmethod
     def of(cls, graph: CrystalGraph, dipole: dict[str, np.ndarray]) -> "DipoleGraph":
-        base = {f.name: getattr(graph, f.name) for f in fields(CrystalGraph)}
-        base["meta"] = dict(graph.meta)
-        return cls(**base, dipole=dipole)
+        return cls(**graph.fields_copy(), dipole=dipole)
 
 
 def dipole_pairs(graph: CrystalGraph) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ Conventions (used everywhere in crystal-zoo; do not change without bumping ``GRA
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,12 @@ class CrystalGraph:
     @property
     def volume(self) -> float:
         return float(abs(np.linalg.det(self.lattice)))
+
+    def fields_copy(self) -> dict[str, Any]:
+        """Every CrystalGraph field by name (``meta`` copied): what a subclass that adds index sets is built on."""
+        out = {f.name: getattr(self, f.name) for f in fields(CrystalGraph)}
+        out["meta"] = dict(self.meta)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The array fields, for caching (npz) and batching (the frame fields only in the standard frame)."""

@@ -145,9 +145,7 @@ class HyperGraph(CrystalGraph):
 
     @classmethod
     def of(cls, graph: CrystalGraph, hyper: dict[str, np.ndarray]) -> "HyperGraph":
-        base = {f.name: getattr(graph, f.name) for f in fields(CrystalGraph)}
-        base["meta"] = dict(graph.meta)
-        return cls(**base, hyper=hyper)
+        return cls(**graph.fields_copy(), hyper=hyper)
 
 
 # ------------------------------------------------------------------------------------------ triplets

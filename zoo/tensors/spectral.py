@@ -33,17 +33,23 @@ def spd_log(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.nda
     """Matrix logarithm of symmetric positive-definite (..., 3, 3) tensors. A tensor with an eigenvalue
     ≤ 0 has no real logarithm: the error names the first such tensor (by ``ids`` when given) and its
     smallest eigenvalue."""
-    S = _symmetric(T, name)
-    w, V = np.linalg.eigh(S)
+    w, V = _positive_definite(T, ids, name, "so it has no matrix logarithm")
+    return np.einsum("...ij,...j,...kj->...ik", V, np.log(w), V)
+
+
+def _positive_definite(T, ids: Sequence[str] | None, name: str, why: str) -> tuple[np.ndarray, np.ndarray]:
+    """eigh of symmetric tensors that must be positive definite; the error names the first one that is not
+    (by ``ids`` when given), its smallest eigenvalue, ``why`` that matters, and the way out."""
+    w, V = np.linalg.eigh(_symmetric(T, name))
     smallest = w.reshape(-1, 3).min(axis=1)
     flat = np.flatnonzero(~(smallest > 0))  # NaN counts as bad too
     if len(flat):
         k = int(flat[0])
         label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
         raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
-                         f"{float(smallest[k]):.4g}), so it has no matrix logarithm; train this target "
-                         f"with --target-transform none, or drop the non-physical entries")
-    return np.einsum("...ij,...j,...kj->...ik", V, np.log(w), V)
+                         f"{float(smallest[k]):.4g}), {why}; train this target with --target-transform none, or drop "
+                         "the non-physical entries")
+    return w, V
 
 
 def sym_exp(M) -> np.ndarray:
@@ -63,16 +69,7 @@ def cm_map(T, ids: Sequence[str] | None = None, name: str = "tensor") -> np.ndar
     commute). For a cubic crystal of the point-dipole model it is 4πα/3V (Clausius-Mossotti): it grows
     linearly with the polarisability where ε diverges at the polarisation catastrophe, and stays in
     (-1/2, 1). The error names the first tensor with an eigenvalue <= 0."""
-    S = _symmetric(T, name)
-    w, V = np.linalg.eigh(S)
-    smallest = w.reshape(-1, 3).min(axis=1)
-    flat = np.flatnonzero(~(smallest > 0))
-    if len(flat):
-        k = int(flat[0])
-        label = repr(ids[k]) if ids is not None and k < len(ids) else f"#{k}"
-        raise ValueError(f"{name} {label} (and {len(flat) - 1} more) is not positive definite (smallest eigenvalue "
-                         f"{float(smallest[k]):.4g}); the Clausius-Mossotti map is for permittivities: train this "
-                         f"target with --target-transform none, or drop the non-physical entries")
+    w, V = _positive_definite(T, ids, name, "and the Clausius-Mossotti map is for permittivities")
     return np.einsum("...ij,...j,...kj->...ik", V, (w - 1.0) / (w + 2.0), V)
 
 

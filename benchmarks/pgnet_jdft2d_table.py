@@ -61,10 +61,10 @@ NOTE = "TFN fold 0: median of seeds 0/1/2, which is seed 0's 34.53"
 
 
 def table(pg: dict, tfn: dict, cg_l1: dict, params: dict, epochs: dict, title: str = TITLE, note: str = NOTE,
-          reference: str = "results/tfn/jdft2d_l1") -> str:
+          reference: str = "results/tfn/jdft2d_l1", backend: str = "torch") -> str:
     folds = sorted(pg)
     lines = [f"# {title}, matbench_jdft2d",
-             "", f"Test MAE, meV/atom, torch, float32, pgnet seed 0 ({note}). "
+             "", f"Test MAE, meV/atom, pgnet in {backend}, float32, seed 0 ({note}). "
              "Written by `benchmarks/pgnet_jdft2d_table.py`; nothing was chosen on these figures.", "",
              "| | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
 
@@ -126,7 +126,8 @@ def main(argv=None) -> int:
         doc["floor_5fold_mean"] = mean(v["floor_test_mae"] for v in pg.values())
     write_json(args.out / "results.json", doc)
     ref = args.reference.relative_to(ROOT) if args.reference.is_relative_to(ROOT) else args.reference
-    write_text(args.out / "table.md", table(pg, tfn, cg_l1, params, epochs, args.title, args.note, str(ref)))
+    backends = sorted({json.loads((d / "config.json").read_text())["train"]["backend"] for d in args.pgnet})
+    write_text(args.out / "table.md", table(pg, tfn, cg_l1, params, epochs, args.title, args.note, str(ref), " + ".join(backends)))
     print((args.out / "table.md").read_text())
     return 0
 

@@ -13,7 +13,7 @@ def test_choices_come_from_the_annotations():
     assert literal_choices() == {
         "backend": ("torch", "jax"), "optimizer": ("adam", "adamw"), "schedule": ("cosine", "plateau", "constant"),
         "loss": ("auto", "mse", "l1", "fnorm", "bce"), "dtype": ("float32", "float64"),
-        "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log", "norm_log"),
+        "tensor_center": ("none", "isotropic"), "target_transform": ("none", "log", "norm_log", "cm"),
         "jax_padding": ("buckets", "fixed"), "clip_predictions": ("none", "train_range"),
     }
     from zoo.training.targets import PREDICTION_CLIPS, TARGET_TRANSFORMS, TENSOR_CENTERS

@@ -32,8 +32,8 @@
   polarisation catastrophe has ε -> ∞ for a finite polarisability, and a loss on ε (or log ε) is dominated
   by those crystals' steep walls; the map is ~linear in the polarisabilities (exactly 4πα/3V for a cubic
   crystal) and bounded. Fitting one α per element through the read-out on embedded_dielectric fold 0
-  (Adam, the same steps): Frobenius loss on ε oscillated between validation Fnorm 6 and 17 after 28
-  epochs; on the map it fell to 1.5 in 14 (results/tfn/dipole/).
+  (Adam 0.02, 30 epochs, benchmarks/dipole_element_fit.py): with the Frobenius loss on ε the validation
+  Fnorm stalls at 6.3; on the map it reaches 0.92 (results/tfn/dipole/).
 - **Clip** (``TrainConfig.clip_predictions="train_range"``). A prediction is brought back into the range of
   the training targets, in the task's units, after the inverse transform: a scalar into [min, max] of the
   training targets, a tensor's Frobenius norm down to the largest training norm (direction kept, so the

@@ -26,14 +26,14 @@ dipole_near_vec    (Q, 3)      Å, r_j + R - r_i
 =================  ==========  ====================================================================
 
 Why a set of its own: Thole's linear damping reaches to u = a (α_i α_j)^{1/6}, 6.7 Å for two Cs atoms; with
-the damping cut at a 5 Å graph radius, 13 of the 150 validation crystals of embedded_dielectric fold 0 come
-out wrong with the exact polarisabilities (Fnorm up to 411, near-catastrophic), and none at 7 Å (the
-largest error 1e-10). The read-out bounds α so that 8 Å covers every damped pair (``zoo.nn.dipole.ALPHA_MAX``).
+the damping cut at a 5 Å graph radius, 13 of the 145 validation crystals of embedded_dielectric fold 0 that
+have a graph come out wrong with the exact polarisabilities (Fnorm up to 411, near-catastrophic); with this
+set, none (the largest error 1e-10, benchmarks/dipole_oracle.py). The read-out bounds α so that 8 Å covers
+every damped pair (``zoo.nn.dipole.alpha_max``).
 Both tensors rotate with the crystal (T_ij -> R T_ij R^T, r -> R r), which keeps the read-out equivariant.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,8 +43,6 @@ from .batch import Field, register_field
 from .builder import GraphSpec, register_featurizer
 from .ewald import dipole_tensor, pair_vectors
 from .graph import CrystalGraph
-
-log = logging.getLogger("zoo.graphs")
 
 NAME = "dipole"
 # Ewald tails below this (relative): far below float32 round-off, a third of the default's terms.

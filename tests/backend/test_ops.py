@@ -92,3 +92,16 @@ def test_switch_runs_the_chosen_branch_only():
     f = jax.jit(lambda i, x: bj.switch(i, [lambda: x + 1.0, lambda: x * 2.0]))
     assert np.asarray(f(1, jnp.ones(2))).tolist() == [2.0, 2.0] and np.asarray(f(0, jnp.ones(2))).tolist() == [2.0, 2.0]
     assert np.asarray(f(0, jnp.full(2, 3.0))).tolist() == [4.0, 4.0]
+
+
+def test_value_and_grad_agree_and_match_the_analytic_gradient():
+    # f(x) = Σ log(1 + x²) sin(x), f' = 2x/(1 + x²) sin(x) + log(1 + x²) cos(x)
+    x = np.linspace(-2.0, 3.0, 7)
+    with jax.enable_x64(True):
+        vt, gt = bt.value_and_grad(lambda v, k: (bt.log(v * v + 1.0) * bt.sin(v) * k).sum(), torch.as_tensor(x), 2.0)
+        vj, gj = bj.value_and_grad(lambda v, k: (bj.log(v * v + 1.0) * bj.sin(v) * k).sum(), jnp.asarray(x), 2.0)
+    want = 2.0 * (2 * x / (1 + x * x) * np.sin(x) + np.log1p(x * x) * np.cos(x))
+    assert isinstance(vt, float) and isinstance(vj, float) and gt.dtype == gj.dtype == np.float64
+    np.testing.assert_allclose([vt, vj], 2.0 * np.sum(np.log1p(x * x) * np.sin(x)), rtol=1e-13)
+    np.testing.assert_allclose(gt, want, rtol=1e-12)
+    np.testing.assert_allclose(gj, want, rtol=1e-12)

@@ -12,7 +12,8 @@
   (torch's ``Linear``: x W^T + b with W (out, in)), ``astype``
   (the array API's cast, dtype taken from an array of the same backend), and the numpy names both
   share (``exp``, ``log``, ``log1p``, ``sin``, ``tanh``, ``einsum``, ``zeros_like``, ``ones_like``, ``sqrt``,
-  ``maximum``, ``minimum``), ``cumsum`` (along an axis) and ``solve`` (batched dense linear solve);
+  ``maximum``, ``minimum``), ``cumsum`` (along an axis), ``solve`` (batched dense linear solve) and
+  ``value_and_grad`` (a scalar function's value and gradient as numpy, for an outer scipy optimiser);
 - ``NAME``: "torch" or "jax".
 
 ``OPS`` lists the names; ``tests/backend/test_ops.py`` checks that both modules define every one and
@@ -22,5 +23,5 @@ that they agree numerically. ``zoo.backend.params`` converts weights between the
 OPS = (
     "NAME", "concat", "split", "segment_sum", "segment_mean", "segment_max", "sigmoid", "softplus", "silu", "log_softmax", "rsqrt",
     "norm", "where", "stop_gradient", "const", "add_at", "exp", "log1p", "sin", "tanh", "einsum", "zeros_like",
-    "ones_like", "sqrt", "maximum", "minimum", "log", "cumsum", "solve", "astype", "take", "linear", "spherical_harmonics", "switch", "zeros",
+    "ones_like", "sqrt", "maximum", "minimum", "log", "cumsum", "solve", "value_and_grad", "astype", "take", "linear", "spherical_harmonics", "switch", "zeros",
 )

@@ -33,6 +33,12 @@ sigmoid, silu, rsqrt, stop_gradient = jax.nn.sigmoid, jax.nn.silu, jax.lax.rsqrt
 minimum, log = jnp.minimum, jnp.log
 
 
+def value_and_grad(fn, x: jax.Array, *args) -> tuple[float, np.ndarray]:
+    """(fn(x, *args), d fn / d x as float64 numpy) for a scalar-valued ``fn`` (mirrors the torch one)."""
+    value, grad = jax.value_and_grad(fn)(x, *args)
+    return float(value), np.asarray(grad, dtype=np.float64)
+
+
 def cumsum(x: jax.Array, axis: int = 0) -> jax.Array:
     return jnp.cumsum(x, axis=axis)
 

@@ -61,6 +61,15 @@ def stop_gradient(x: torch.Tensor) -> torch.Tensor:
     return x.detach()
 
 
+def value_and_grad(fn, x: torch.Tensor, *args) -> tuple[float, np.ndarray]:
+    """(fn(x, *args), d fn / d x as float64 numpy) for a scalar-valued ``fn``: what an outer optimiser
+    (scipy's) needs from the backend's autodiff."""
+    x = x.detach().requires_grad_(True)
+    value = fn(x, *args)
+    (grad,) = torch.autograd.grad(value, x)
+    return float(value.detach()), grad.detach().cpu().numpy().astype(np.float64)
+
+
 _CONSTANTS: dict[tuple[int, torch.dtype, torch.device], tuple[np.ndarray, torch.Tensor]] = {}
 
 

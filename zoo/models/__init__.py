@@ -47,6 +47,8 @@ class Family:
     license: str = "MIT"  # of crystal-zoo's code for it (weights carry their own licence)
     reference_code: str = ""  # URL of the original implementation, where there is one
     pretrained: Mapping[str, Any] = field(default_factory=dict)  # tag -> pretrained entry (zoo.pretrained)
+    # "module:function" called by the trainer before the first step of a new run (``prefit`` below), or ""
+    prefit: str = ""
 
     def model_class(self, backend: str) -> Callable[..., Any]:
         if backend not in BACKENDS:
@@ -72,7 +74,8 @@ FAMILIES: Registry[Family] = Registry("model", providers=_builtin_families())
 
 
 def register_family(name: str, *, backends: Mapping[str, Any], outputs: tuple[str, ...] = ("scalar",), description: str = "",
-                    citation: str = "", license: str = "MIT", reference_code: str = "", replace: bool = False):
+                    citation: str = "", license: str = "MIT", reference_code: str = "", prefit: str = "",
+                    replace: bool = False):
     """Class decorator: register the decorated config dataclass as model family ``name``."""
 
     def decorate(config_cls: type) -> type:
@@ -82,7 +85,7 @@ def register_family(name: str, *, backends: Mapping[str, Any], outputs: tuple[st
             if not callable(getattr(config_cls, method, None)):
                 raise TypeError(f"{config_cls.__name__} must define {method}() to be a model family config")
         FAMILIES.add(name, Family(name, config_cls, dict(backends), tuple(outputs), description, citation, license,
-                                  reference_code), replace=replace)
+                                  reference_code, prefit=prefit), replace=replace)
         return config_cls
 
     return decorate
@@ -136,7 +139,18 @@ def build(name: str, backend: str, config: Any | None = None, **overrides: Any):
 
 create_model = build  # timm's name for the same thing
 
+
+def prefit(name: str, config: Any, batches, backend: str, loss: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Weights that family ``name`` fits on the training split before its network trains, as (state
+    overrides by weight name, a record for the run folder), or None where its config asks for none.
+    ``batches``: the run's backend batches of the training split with standardised targets ``y``."""
+    target = get_family(name).prefit
+    if not target:
+        return None
+    module, fn = target.split(":")
+    return getattr(importlib.import_module(module), fn)(config, batches, backend, loss)
+
 __all__ = [
     "FAMILIES", "Family", "build", "config_from_dict", "config_to_dict", "create_model", "get_family", "list_models",
-    "make_config", "model_class", "register_family",
+    "make_config", "model_class", "prefit", "register_family",
 ]

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from zoo import models
 from zoo.core import weights
 from zoo.core.io import append_jsonl, write_json
 from zoo.core.provenance import environment
@@ -130,8 +131,11 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     # The memory one step needs is checked on the parameter shapes, before anything is allocated.
     adapter.init(data.train.graphs[: config.batch_size],
                  check=lambda shapes: check_memory(shapes, data.train.graphs + data.val.graphs, config, adapter.memory_limit()))
+    prefit_record = None
     if config.init_weights and resume is None:
         adapter.load_state_dict(weights.load(config.init_weights)[0])
+    elif resume is None:
+        prefit_record = _prefit(config, model_config, adapter, data, normalizer, loss)
     ctx.prepare(adapter)
 
     # The run folder is made only now that data and model are ready: a run that cannot start leaves
@@ -149,6 +153,8 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
               data=dataid.record(task, config, data.fingerprint, data.validation))
     if ctx.main:
         _write_run_files(run, data, adapter, resumed=resume is not None)
+        if prefit_record is not None:
+            write_json(run.dir / "prefit.json", prefit_record)
         if on_start is not None:
             on_start(run.dir)
 
@@ -178,6 +184,26 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     write_json(run.dir / "metrics.json", summary)
     ctx.barrier()
     return TrainResult(run.dir, summary, config)
+
+
+def _prefit(config: TrainConfig, model_config, adapter: Adapter, data: FoldData, normalizer: TargetNormalizer,
+            loss: str) -> dict[str, Any] | None:
+    """The family's pre-fit on the training split (``zoo.models.prefit``), loaded into the adapter's weights
+    before the first step; its record (for ``prefit.json``), or None where the family fits nothing."""
+    if not models.get_family(config.model).prefit:
+        return None
+    z = normalizer.forward(data.train.y, data.train.ids)
+    batches = [adapter.make_batch([data.train.graphs[i] for i in b], z[b])
+               for b in index_batches(adapter, data.train.graphs, config.batch_size)]
+    fitted = models.prefit(config.model, model_config, batches, config.backend, loss)
+    if fitted is None:
+        return None
+    overrides, record = fitted
+    state = adapter.state_dict()
+    state.update({k: np.asarray(v, dtype=state[k].dtype).reshape(state[k].shape) for k, v in overrides.items()})
+    adapter.load_state_dict(state)
+    log.info("pre-fit of %s done in %.0f s", ", ".join(overrides), record.get("seconds", 0.0))
+    return record
 
 
 def _epochs(run: Run, adapter: Adapter, schedule: LRSchedule, data: FoldData, on_epoch_end, ctx: distributed.Context) -> None:

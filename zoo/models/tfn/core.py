@@ -228,17 +228,24 @@ CM_DELTA = 0.03  # regularisation of the Clausius-Mossotti map's (χ + 3)^-1 in 
 
 def dipole_head(node_out, batch: Mapping[str, Any], element_alpha, net: Network, xp, max_atoms: int | None = None):
     """The polarisable read-out (``TFNConfig.readout="dipole"``): (G, 3, 3) in the trainer's standardised
-    units, (f(1 + χ) - centre·1) / scale + the pooled head of the other outputs, f the identity or the
-    Clausius-Mossotti map (``dipole_target_transform``). Column 0 of ``node_out`` and the per-element
-    reference ``element_alpha`` (the ``dipole.alpha`` parameter) give α_i (Å^3) = α_max·sigmoid(gain·out +
-    element_gain·ref[Z_i] + logit(dipole_alpha0/α_max)), bounded by the featuriser's damping reach
-    (``zoo.nn.dipole.alpha_max``) and multiplicative in the output for small α (free-atom values span
-    0.5-60 Å^3); χ is ``zoo.nn.dipole.susceptibility``. ``max_atoms``: at least the largest crystal's atom
-    count; None takes sqrt(number of dipole pairs), which bounds it and is static under ``jit`` (the
-    numbers do not depend on it)."""
-    cfg = net.config
+    units, ``dipole_term`` of column 0 of ``node_out`` plus the pooled head of the other columns (a learned
+    correction)."""
+    direct = head(pool(node_out[:, 1:], batch, net, xp), net, xp)
+    return direct + dipole_term(node_out[:, 0], batch, element_alpha, net.config, xp, max_atoms)
+
+
+def dipole_term(alpha_out, batch: Mapping[str, Any], element_alpha, cfg: TFNConfig, xp, max_atoms: int | None = None):
+    """(G, 3, 3): (f(1 + χ) - centre·1) / scale in the trainer's standardised units, f the identity or the
+    Clausius-Mossotti map (``dipole_target_transform``). The per-atom output ``alpha_out`` (N,) and the
+    per-element reference ``element_alpha`` (the ``dipole.alpha`` parameter) give α_i (Å^3) =
+    α_max·sigmoid(gain·out + element_gain·ref[Z_i] + logit(dipole_alpha0/α_max)), bounded by the
+    featuriser's damping reach (``zoo.nn.dipole.alpha_max``) and multiplicative in the output for small α
+    (free-atom values span 0.5-60 Å^3); χ is ``zoo.nn.dipole.susceptibility``. With ``alpha_out`` = 0 this
+    is the one-polarisability-per-element model that ``prefit`` fits. ``max_atoms``: at least the largest
+    crystal's atom count; None takes sqrt(number of dipole pairs), which bounds it and is static under
+    ``jit`` (the numbers do not depend on it)."""
     top = alpha_max(DAMPING_RADIUS)
-    logit = cfg.dipole_alpha_gain * node_out[:, 0] + cfg.dipole_element_gain * xp.take(element_alpha, batch["numbers"], axis=0)
+    logit = cfg.dipole_alpha_gain * alpha_out + cfg.dipole_element_gain * xp.take(element_alpha, batch["numbers"], axis=0)
     alpha = top * xp.sigmoid(logit + math.log(cfg.dipole_alpha0 / (top - cfg.dipole_alpha0)))
     if max_atoms is None:
         max_atoms = math.isqrt(int(batch["dipole_i"].shape[0]))
@@ -254,5 +261,4 @@ def dipole_head(node_out, batch: Mapping[str, Any], element_alpha, net: Network,
         chi = 0.5 * (chi + xp.einsum("gab->gba", chi))
     else:
         chi = chi + eye  # ε
-    direct = head(pool(node_out[:, 1:], batch, net, xp), net, xp)
-    return direct + (chi - cfg.dipole_center * eye) / cfg.dipole_scale
+    return (chi - cfg.dipole_center * eye) / cfg.dipole_scale

@@ -8,6 +8,10 @@ plus one model class per backend, registered with ``@register_family`` on the co
     @dataclass(frozen=True)
     class CGCNNConfig: ...
 
+A family may also name a pre-fit (``prefit="module:function"``): weights the trainer fits on the training
+split before the first step of a new run (``prefit``; the TFN's polarisable read-out fits its per-element
+polarisabilities this way), imported only when a run needs it.
+
 Every sub-package of ``zoo.models`` is imported the first time the registry is read, so a new family
 is its folder and nothing else; a family defined outside crystal-zoo registers itself the same way
 when its module is imported. Backends are imported only when a model of that backend is built.

@@ -44,6 +44,15 @@ class Adapter(ABC):
     def make_batch(self, graphs: Sequence, y: np.ndarray | None) -> Any:
         """Graphs (and standardised targets) as this backend's batch."""
 
+    def batch_arrays(self, batch: Any) -> Any:
+        """The backend arrays of a ``make_batch`` batch (the mapping a model takes), for code outside the
+        adapter that runs the model math itself (a family's pre-fit)."""
+        return batch
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in this backend's numeric settings (JAX: float64 enabled for a float64 run)."""
+        return fn(*args)
+
     @abstractmethod
     def train_step(self, batch: Any, lr: float) -> float:
         """One optimiser step at learning rate ``lr``; returns the *sum* of the per-graph losses."""

@@ -151,6 +151,13 @@ class JaxAdapter(Adapter):
         padded = self.padding.pad(collate(graphs, y))
         return xp.to_jax(padded, dtype=self.dtype), len(graphs)
 
+    def batch_arrays(self, batch):
+        return batch[0]  # (padded arrays, number of real graphs)
+
+    @_in_precision
+    def call(self, fn, *args):
+        return fn(*args)
+
     @_in_precision
     def train_step(self, batch, lr: float) -> float:
         arrays, _ = batch

@@ -193,9 +193,9 @@ def _prefit(config: TrainConfig, model_config, adapter: Adapter, data: FoldData,
     if not models.get_family(config.model).prefit:
         return None
     z = normalizer.forward(data.train.y, data.train.ids)
-    batches = [adapter.make_batch([data.train.graphs[i] for i in b], z[b])
+    batches = [adapter.batch_arrays(adapter.make_batch([data.train.graphs[i] for i in b], z[b]))
                for b in index_batches(adapter, data.train.graphs, config.batch_size)]
-    fitted = models.prefit(config.model, model_config, batches, config.backend, loss)
+    fitted = adapter.call(models.prefit, config.model, model_config, batches, config.backend, loss)
     if fitted is None:
         return None
     overrides, record = fitted

@@ -119,8 +119,11 @@ class TFNConfig:
     # polarisabilities grew in its place (results/tfn/dipole/). Why at all: on embedded_dielectric the
     # pooled head learns the isotropic part but barely the anisotropy (results/tfn/embedded_data_curve/),
     # which comes from the long-range, many-body local field that the dipole coupling computes exactly.
-    # Needs the "dipole" graph featuriser (graph_spec() asks for it). Measured (stop 27, 20 epochs): exact in
-    # form, but 8.66 test Fnorm against the pooled read-out's 7.51; an option, not a recipe.
+    # Needs the "dipole" graph featuriser (graph_spec() asks for it). Measured on embedded_dielectric, whose
+    # labeller this read-out contains (per-element α): 5-fold test Fnorm 0.52 with the pre-fitted reference
+    # (dipole_prefit_epochs; 0.058x the best floor, the pooled read-out 7.51), 8.66 without it (stop 27). On
+    # mp_dielectric_electronic fold 1 it is worse on validation than the pooled read-out (Fnorm 5.69 vs 5.39):
+    # an option for dielectric tasks, not the rank-2 recipe (results/tfn/dipole_prefit/).
     readout: str = "pool"
     dipole_target_transform: str = "cm"
     # Å^3, α_i at an output of 0. Small, so that no crystal starts near the polarisation catastrophe (a

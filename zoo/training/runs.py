@@ -8,6 +8,8 @@ Layout of ``runs/<UTC time>_<model>_<backend>_<task>_f<fold>_<random>/``::
     metrics.jsonl            one JSON line per finished epoch (appended as training goes)
     metrics.json             final summary: best epoch, validation / test / floor metrics, timings
     failures.json            structures whose graph could not be built (id -> message)
+    prefit.json              what the family fitted on the training split before the first step (only where
+                             it does: ``zoo.models.prefit``, e.g. the TFN's polarisable read-out)
     predictions_val.csv      id, targets and predictions of the best model (tensors: one column per component)
     predictions_test.csv
     best.safetensors/.json   best weights (torch state_dict names) + metadata to rebuild the model alone

@@ -112,7 +112,9 @@ def test_prefit_hook_only_with_the_option():
         fit_element_reference(config(), [], "torch", "fnorm", epochs=1)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+# JAX: 40-100 s of compiling the training step on 2 cores, so `make test-slow`; the JAX fit itself is in the
+# default run (test_both_backends_fit_the_same_reference)
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.slow)])
 def test_trainer_prefits_new_runs_and_records_it(labelled, tmp_path, backend):
     """A new run fits the reference before its first step (prefit.json, loss falling) in either backend (JAX
     hands it its padded batches), and its weights start from it; a run from given weights (--init-weights)

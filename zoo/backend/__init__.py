@@ -13,7 +13,7 @@
   (the array API's cast, dtype taken from an array of the same backend), and the numpy names both
   share (``exp``, ``log``, ``log1p``, ``sin``, ``tanh``, ``einsum``, ``zeros_like``, ``ones_like``, ``sqrt``,
   ``maximum``, ``minimum``), ``cumsum`` (along an axis), ``solve`` (batched dense linear solve) and
-  ``value_and_grad`` (a scalar function's value and gradient as numpy, for an outer scipy optimiser);
+  ``value_and_grad`` (a scalar function's value and gradient as numpy, for an optimiser written in numpy);
 - ``NAME``: "torch" or "jax".
 
 ``OPS`` lists the names; ``tests/backend/test_ops.py`` checks that both modules define every one and

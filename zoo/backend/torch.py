@@ -62,8 +62,8 @@ def stop_gradient(x: torch.Tensor) -> torch.Tensor:
 
 
 def value_and_grad(fn, x: torch.Tensor, *args) -> tuple[float, np.ndarray]:
-    """(fn(x, *args), d fn / d x as float64 numpy) for a scalar-valued ``fn``: what an outer optimiser
-    (scipy's) needs from the backend's autodiff."""
+    """(fn(x, *args), d fn / d x as float64 numpy) for a scalar-valued ``fn``: what an optimiser written in
+    numpy (``zoo.models.tfn.prefit``) needs from the backend's autodiff."""
     x = x.detach().requires_grad_(True)
     value = fn(x, *args)
     (grad,) = torch.autograd.grad(value, x)

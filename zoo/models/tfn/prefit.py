@@ -52,7 +52,8 @@ def fit_element_reference(config: TFNConfig, batches: Sequence[Mapping[str, Any]
     batches, with standardised targets ``y``; padded graphs are masked by ``graph_mask``): Adam, one step
     per batch, the batches' order shuffled every epoch."""
     xp = importlib.import_module(f"zoo.backend.{backend}")
-    n_graphs = sum(_real_graphs(b) for b in batches)
+    counts = [_real_graphs(b) for b in batches]
+    n_graphs = sum(counts)
     if n_graphs == 0:
         raise ValueError("the polarisable read-out's pre-fit needs at least one training crystal")
 
@@ -66,14 +67,16 @@ def fit_element_reference(config: TFNConfig, batches: Sequence[Mapping[str, Any]
 
     rng = np.random.default_rng(seed)
     ref, m, v = np.zeros(N_SPECIES), np.zeros(N_SPECIES), np.zeros(N_SPECIES)
-    b1, b2, eps = 0.9, 0.999, 1e-8  # Adam (Kingma & Ba 2015) with its usual constants, as torch's and optax's
+    # Adam (Kingma & Ba 2015) with torch's and optax's constants, on one numpy vector: written here once so that
+    # the same update serves both backends (their optimisers would each need the parameter as their own array)
+    b1, b2, eps = 0.9, 0.999, 1e-8
     history, step, t0 = [], 0, time.perf_counter()
     for epoch in range(1, int(epochs) + 1):
         total = 0.0
         for k in rng.permutation(len(batches)):
             b = batches[k]
             value, grad = xp.value_and_grad(batch_loss, xp.const(ref, like=b["positions"]), b)
-            grad = grad / max(_real_graphs(b), 1)
+            grad = grad / max(counts[k], 1)
             step += 1
             m = b1 * m + (1 - b1) * grad
             v = b2 * v + (1 - b2) * grad * grad

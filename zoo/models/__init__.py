@@ -144,10 +144,12 @@ def build(name: str, backend: str, config: Any | None = None, **overrides: Any):
 create_model = build  # timm's name for the same thing
 
 
-def prefit(name: str, config: Any, batches, backend: str, loss: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def prefit(name: str, config: Any, batches: Callable[[], list], backend: str, loss: str
+           ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Weights that family ``name`` fits on the training split before its network trains, as (state
     overrides by weight name, a record for the run folder), or None where its config asks for none.
-    ``batches``: the run's backend batches of the training split with standardised targets ``y``."""
+    ``batches()``: the run's backend batches of the training split with standardised targets ``y``, made
+    on the call (a config that asks for no fit costs nothing)."""
     target = get_family(name).prefit
     if not target:
         return None

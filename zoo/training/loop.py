@@ -190,11 +190,11 @@ def _prefit(config: TrainConfig, model_config, adapter: Adapter, data: FoldData,
             loss: str) -> dict[str, Any] | None:
     """The family's pre-fit on the training split (``zoo.models.prefit``), loaded into the adapter's weights
     before the first step; its record (for ``prefit.json``), or None where the family fits nothing."""
-    if not models.get_family(config.model).prefit:
-        return None
-    z = normalizer.forward(data.train.y, data.train.ids)
-    batches = [adapter.batch_arrays(adapter.make_batch([data.train.graphs[i] for i in b], z[b]))
-               for b in index_batches(adapter, data.train.graphs, config.batch_size)]
+    def batches() -> list:  # made only if the family's config asks for a fit (most runs do not)
+        z = normalizer.forward(data.train.y, data.train.ids)
+        return [adapter.batch_arrays(adapter.make_batch([data.train.graphs[i] for i in b], z[b]))
+                for b in index_batches(adapter, data.train.graphs, config.batch_size)]
+
     fitted = adapter.call(models.prefit, config.model, model_config, batches, config.backend, loss)
     if fitted is None:
         return None

@@ -93,14 +93,17 @@ def test_both_backends_fit_the_same_reference(labelled):
 
 
 def test_prefit_hook_only_with_the_option():
-    """The family hook returns nothing unless the read-out is on with pre-fit epochs (30 by default; a config
+    """The family hook returns nothing, and makes no batches, unless the read-out is on with pre-fit epochs (30 by default; a config
     written before the option, with a read-out, loads with none, as it ran); a negative count or a pre-fit of
     a switched-off reference is refused."""
     from zoo.models import config_from_dict, config_to_dict
 
+    def never():  # a run whose config asks for no fit makes no batches for it
+        raise AssertionError("batches made for a config that asks for no pre-fit")
+
     assert config().dipole_prefit_epochs == 30
-    assert prefit(config(dipole_prefit_epochs=0), [], "torch", "fnorm") is None
-    assert prefit(dataclasses.replace(config(), readout="pool"), [], "torch", "fnorm") is None
+    assert prefit(config(dipole_prefit_epochs=0), never, "torch", "fnorm") is None
+    assert prefit(dataclasses.replace(config(), readout="pool"), never, "torch", "fnorm") is None
     old = config_to_dict(config())
     del old["dipole_prefit_epochs"]
     assert config_from_dict("tfn", old).dipole_prefit_epochs == 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,12 +36,13 @@ log = logging.getLogger("zoo.training")
 PREFIT_LR = 5e-3
 
 
-def prefit(config: TFNConfig, batches: Sequence[Mapping[str, Any]], backend: str, loss: str) -> tuple[dict, dict] | None:
+def prefit(config: TFNConfig, batches: Callable[[], Sequence[Mapping[str, Any]]], backend: str, loss: str
+           ) -> tuple[dict, dict] | None:
     """The family's pre-fit hook (``zoo.models.prefit``): ``{"dipole.alpha": reference}`` and its record, or
-    None unless the polarisable read-out is on with ``dipole_prefit_epochs`` > 0."""
+    None (``batches`` never called) unless the polarisable read-out is on with ``dipole_prefit_epochs`` > 0."""
     if not (config.uses_dipole and config.dipole_prefit_epochs):
         return None
-    ref, record = fit_element_reference(config, batches, backend, loss, config.dipole_prefit_epochs)
+    ref, record = fit_element_reference(config, batches(), backend, loss, config.dipole_prefit_epochs)
     return {"dipole.alpha": ref}, record
 
 

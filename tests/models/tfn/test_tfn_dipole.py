@@ -65,6 +65,10 @@ def test_dipole_weights_and_refusals():
     assert layout["dipole.alpha"] == (N_SPECIES,)
     std = cfg.with_standardisation(0.4, 0.1)
     assert (std.dipole_center, std.dipole_scale) == (0.4, 0.1) and pooled.with_standardisation(0.4, 0.1) == pooled
+    # the trainer hands over its centre as an array of the target's shape: Tr/3 of an isotropic 3x3
+    assert cfg.with_standardisation(0.4 * np.eye(3), 0.1).dipole_center == pytest.approx(0.4, abs=1e-15)
+    with pytest.raises(ValueError, match="3x3"):
+        cfg.with_standardisation(np.zeros((3, 3, 3)), 0.1)
     assert cfg.output_irreps == "1x0e+" + dataclasses.replace(cfg, readout="pool").output_irreps
     assert cfg.graph_spec().featurizer == "dipole" and dataclasses.replace(cfg, readout="pool").graph_spec().featurizer == ""
     # a scalar target ignores the option (nothing to couple) and asks for no dipole sums

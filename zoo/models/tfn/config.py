@@ -271,12 +271,19 @@ class TFNConfig:
         return GraphSpec(rule="radius", radius=self.radius, max_neighbors=None,
                          featurizer="dipole" if self.uses_dipole else "")
 
-    def with_standardisation(self, center: float, scale: float) -> TFNConfig:
-        """The trainer's target standardisation (isotropic centre Tr/3, scale), which the polarisable
-        read-out's physical prediction is mapped into; unchanged for any other read-out."""
+    def with_standardisation(self, center, scale: float) -> TFNConfig:
+        """The trainer's target standardisation (its centre, an array of the target's shape, and scale), which
+        the polarisable read-out's physical prediction is mapped into; unchanged for any other read-out, so
+        for every target that is not a rank-2 tensor. The centre is isotropic by construction (the
+        trainer's ``TargetNormalizer``), so for the read-out's 3x3 target Tr/3 says it all; a scalar centre
+        is that value itself."""
         if not self.uses_dipole:
             return self
-        return dataclasses.replace(self, dipole_center=float(center), dipole_scale=float(scale))
+        c = np.asarray(center, dtype=float)
+        if c.shape not in ((), (3, 3)):
+            raise ValueError(f"the polarisable read-out predicts a 3x3 tensor; the trainer's centre has shape {c.shape}")
+        iso = float(c) if c.ndim == 0 else float(np.trace(c)) / 3.0
+        return dataclasses.replace(self, dipole_center=iso, dipole_scale=float(scale))
 
     @property
     def uses_dipole(self) -> bool:

@@ -99,6 +99,10 @@ class TrainConfig:
     task_kwargs: dict[str, Any] = option(factory=dict, flag="--task-arg", help="task option, e.g. --task-arg n_crystals=300")
     model_overrides: dict[str, Any] = option(factory=dict, flag="--set", help="model hyper-parameter, e.g. --set n_conv=4")
     init_weights: str | None = option(None, help="start from these weights (a zoo.core.weights stem) instead of a random init")
+    # Transfer between tasks (pre-train on one target, fine-tune on another): the trunk's tensors match by
+    # name and shape, the read-out of another rank does not and keeps its random init (init.json says which).
+    init_partial: bool = option(False, help="with --init-weights: load only the tensors whose names and shapes match "
+                                "this model's (the others keep their random init; listed in the run's init.json)")
     # A model to publish after the folds were scored: it sees every structure, so it has no test set and
     # no test metrics (the per-fold figures are the evaluation); validation is still held out for selection.
     full_data: bool = option(False, help="train on all of the task's data (the fold's test set too); no test metrics")
@@ -123,6 +127,8 @@ class TrainConfig:
             raise UsageError(f"lr must be a finite number > 0, got {self.lr} (--lr, e.g. --lr 1e-3)")
         if not (0.0 < self.val_fraction < 1.0):
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.init_partial and not self.init_weights:
+            raise UsageError("--init-partial says which tensors of --init-weights to load; pass --init-weights too")
         _in_range(self, "fold", 0, None, "the first fold is 0")
         _in_range(self, "patience", 0, None, "0 turns early stopping off")
         _in_range(self, "patience_lr_fraction", 0.0, 1.0, "a fraction of the LR's decay; 1 counts from the first epoch", low_open=True)

@@ -122,8 +122,8 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
                                      ids=data.train.ids, clip_predictions=config.clip_predictions)
     if saved is None and hasattr(model_config, "with_standardisation"):
         # a read-out that predicts in physical units (TFN's polarisable one) maps into the trainer's units itself;
-        # the centre is isotropic by construction (TargetNormalizer), so its trace says it all
-        model_config = model_config.with_standardisation(float(np.trace(np.atleast_2d(normalizer.mean))) / 3.0, normalizer.scale)
+        # the family reads what it needs from the centre (any rank: a scalar, a 3x3, a 3x3x3x3 array) and the scale
+        model_config = model_config.with_standardisation(np.asarray(normalizer.mean), normalizer.scale)
     loss = resolve_loss(config, task.spec.target)
     _check_selection(task.spec, data)
 
@@ -131,9 +131,9 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     # The memory one step needs is checked on the parameter shapes, before anything is allocated.
     adapter.init(data.train.graphs[: config.batch_size],
                  check=lambda shapes: check_memory(shapes, data.train.graphs + data.val.graphs, config, adapter.memory_limit()))
-    prefit_record = None
+    prefit_record = init_record = None
     if config.init_weights and resume is None:
-        adapter.load_state_dict(weights.load(config.init_weights)[0])
+        init_record = _init_weights(config, adapter)
     elif resume is None:
         prefit_record = _prefit(config, model_config, adapter, data, normalizer, loss)
     ctx.prepare(adapter)
@@ -155,6 +155,8 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
         _write_run_files(run, data, adapter, resumed=resume is not None)
         if prefit_record is not None:
             write_json(run.dir / "prefit.json", prefit_record)
+        if init_record is not None:
+            write_json(run.dir / "init.json", init_record)
         if on_start is not None:
             on_start(run.dir)
 
@@ -184,6 +186,28 @@ def _train(config, task, resume, epochs, on_epoch_end, on_start, held: contextli
     write_json(run.dir / "metrics.json", summary)
     ctx.barrier()
     return TrainResult(run.dir, summary, config)
+
+
+def _init_weights(config: TrainConfig, adapter: Adapter) -> dict[str, Any]:
+    """Load ``--init-weights`` into the adapter: every tensor (the default), or with ``--init-partial`` those
+    whose names and shapes match this model's. Returns the record written to ``init.json``."""
+    state, meta = weights.load(config.init_weights)
+    record = {"weights": str(config.init_weights), "sha256": meta.get("sha256"), "partial": config.init_partial}
+    if not config.init_partial:
+        adapter.load_state_dict(state)
+        return {**record, "loaded": sorted(state)}
+    own = adapter.state_dict()
+    match = {k: v for k, v in state.items() if k in own and tuple(np.shape(v)) == tuple(np.shape(own[k]))}
+    if not match:
+        raise UsageError(f"--init-weights {config.init_weights}: no tensor matches {config.model}'s by name and shape, "
+                         "so --init-partial would load nothing; these are weights of another model family or size")
+    adapter.load_state_dict({**own, **match})
+    kept = sorted(set(own) - set(match))
+    log.info("--init-partial: %d of %d tensors loaded from %s; %s keep their random init",
+             len(match), len(own), config.init_weights, ", ".join(kept) or "none")
+    return {**record, "loaded": sorted(match), "random_init": kept, "not_used": sorted(set(state) - set(match)),
+            "loaded_values": int(sum(np.size(v) for v in match.values())),
+            "random_values": int(sum(np.size(own[k]) for k in kept))}
 
 
 def _prefit(config: TrainConfig, model_config, adapter: Adapter, data: FoldData, normalizer: TargetNormalizer,

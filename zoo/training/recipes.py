@@ -48,7 +48,7 @@ FILE_NAME = "recipes.json"
 # output, starting weights). Every other TrainConfig field decides how the model learns and may be in a
 # recipe, so a new training option is a recipe option without a change here.
 RUN_FIELDS = ("model", "task", "backend", "fold", "seed", "split_seed", "val_fraction", "dtype", "device", "jax_devices",
-              "jax_padding", "dist_timeout_s", "out", "data_dir", "task_kwargs", "init_weights", "full_data", "graph_cache", "progress",
+              "jax_padding", "dist_timeout_s", "out", "data_dir", "task_kwargs", "init_weights", "init_partial", "full_data", "graph_cache", "progress",
               "recipe")
 RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS)
 PROVENANCE_KEYS = ("validated", "date")  # every recipe says whether it was searched, and when it was set

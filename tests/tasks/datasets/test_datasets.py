@@ -212,6 +212,30 @@ def test_matten_elastic_shapes_and_voigt():
     np.testing.assert_allclose(to_voigt(C[7], kind="stiffness"), raw["elastic_tensor_voigt"]["7"], atol=1e-9)
 
 
+@needs["matten"]
+def test_exclude_ids_leaves_rows_out_and_keeps_the_other_folds(tmp_path):
+    """``exclude_ids``: the listed ids leave the task, every other id keeps its fold, and the id file is
+    recorded (path and sha256) with the data files; a missing file says what to write."""
+    from zoo.tasks.datasets import make_task, read_id_file
+
+    full = make_task("mp_elastic_matten_n100", data_dir=MATTEN, progress=False)
+    full.load()
+    test0 = list(full.get_test_data(0, include_target=False).index)
+    ids_file = tmp_path / "held_out.txt"
+    ids_file.write_text("# fold 0 test\n" + "\n".join(test0[:5]) + "\nnot-in-this-data-set  # ignored\n\n")
+    assert read_id_file(ids_file)["ids"] == frozenset(test0[:5] + ["not-in-this-data-set"])
+    cut = make_task("mp_elastic_matten_n100", data_dir=MATTEN, progress=False, exclude_ids=ids_file)
+    cut.load()
+    assert sorted(cut.get_test_data(0, include_target=False).index) == sorted(test0[5:])
+    for fold in range(5):  # nothing else moved
+        assert list(cut.get_train_and_val_data(fold)[0].index) == [
+            i for i in full.get_train_and_val_data(fold)[0].index if i not in test0[:5]]
+    assert cut.config["exclude_ids"]["n_removed"] == 5 and cut.config["exclude_ids"]["n_in_file"] == 6
+    assert cut.data_files[str(ids_file.resolve())] == read_id_file(ids_file)["sha256"]
+    with pytest.raises(FileNotFoundError, match="one id per line"):
+        make_task("mp_elastic_matten_n100", data_dir=MATTEN, exclude_ids=tmp_path / "nope.txt")
+
+
 # --------------------------------------------------------------------------------------------- frames
 def _random_invariant(structure, rank, seed=0):
     from zoo.tensors import default_formula, symmetrize_indices

@@ -149,6 +149,7 @@ def make_task(
     keep_frames=DEFAULT_KEEP_FRAMES,
     progress: bool = True,
     score_symmetry: bool = True,
+    exclude_ids: str | os.PathLike | None = None,
     **loader_kwargs,
 ):
     """An ``ArrayTask`` for task ``name`` whose data load on first use.
@@ -157,6 +158,11 @@ def make_task(
     default) or "holdout" (80/10/10, one fold); ``seed``: the split seed (the committed split files use
     ``splits.SPLIT_SEED``); ``keep_frames``: frame statuses admitted (``frames.STATUSES``); other kwargs go to
     the loader (e.g. ``check_hash=False``, ``voigt_order="standard"`` for JARVIS).
+
+    ``exclude_ids``: a text file of data-set ids (one per line, ``#`` comments) that this task leaves out,
+    e.g. another task's test crystals when this one pre-trains a model for it
+    (``benchmarks/exclude_ids.py`` writes such a file). The remaining ids keep their folds; the file's
+    path, sha256 and the number of ids it removed are recorded in the task's config (so in every run).
     """
     tdef = TASKS[name]
     if split not in splits.KINDS:
@@ -176,10 +182,18 @@ def make_task(
         kwargs["path"] = path
     config = {"dataset": tdef.dataset, "split": split, "split_seed": seed, "keep_frames": list(keep_frames),
               "score_symmetry": score_symmetry}
+    excluded = read_id_file(exclude_ids) if exclude_ids is not None else None
+    if excluded is not None:
+        config["exclude_ids"] = {"file": str(exclude_ids), "sha256": excluded["sha256"], "n_in_file": len(excluded["ids"])}
 
     def load_data():
         df = _load_cached(tdef.dataset, kwargs)
         ids = task_rows(df, tdef, keep_frames)
+        if excluded is not None:
+            keep = ~ids.isin(list(excluded["ids"]))
+            task.config["exclude_ids"]["n_removed"] = int((~keep).sum())
+            logger.info("task %s: %d rows left out by %s", name, int((~keep).sum()), exclude_ids)
+            ids = ids[keep]
         dropped = len(df) - len(ids)
         if dropped:
             logger.info("task %s: %d of %d rows enter (%d left out: missing target, frame status not in %s%s)",
@@ -190,6 +204,8 @@ def make_task(
         task.config["split_file"] = meta.get("file")
         task.config["n_rows_dataset"] = len(df)
         task.data_files = dict(df.attrs.get("data_files", {}))  # {path: sha256}, recorded by every run
+        if excluded is not None:  # the id file shapes the data as much as the data file does
+            task.data_files[os.path.abspath(exclude_ids)] = excluded["sha256"]
         out = df.loc[ids].copy()
         if tdef.column != tdef.spec.target.name:
             out = out.rename(columns={tdef.column: tdef.spec.target.name})
@@ -197,6 +213,20 @@ def make_task(
 
     task = ArrayTask(spec, loader=load_data, config=config)
     return task
+
+
+def read_id_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The ids of a text file (one per line; blank lines and ``#`` comments skipped) and its sha256."""
+    import hashlib
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"exclude_ids file {p} not found: write one id per line (benchmarks/exclude_ids.py "
+                                "writes a task fold's ids)")
+    raw = p.read_bytes()
+    ids = [ln.split("#", 1)[0].strip() for ln in raw.decode("utf-8").splitlines()]
+    return {"ids": frozenset(i for i in ids if i), "sha256": hashlib.sha256(raw).hexdigest()}
 
 
 def _factory(name: str) -> Callable[..., Any]:
@@ -215,5 +245,5 @@ for _name, _tdef in TASKS.items():
 
 __all__ = [
     "DATASETS", "DEFAULT_KEEP_FRAMES", "DataNotFoundError", "TASKS", "VERSION", "check_frames", "clear_cache",
-    "fix_frames", "frames", "jarvis", "load", "loaders", "make_task", "sources", "splits", "task_rows",
+    "fix_frames", "frames", "jarvis", "load", "loaders", "make_task", "read_id_file", "sources", "splits", "task_rows",
 ]

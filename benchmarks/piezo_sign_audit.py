@@ -109,7 +109,15 @@ def model_audit(task, point_groups: pd.Series, run_dirs: list[Path], floors: tup
     T = np.concatenate(truth)
     P = {k: np.concatenate(v) for k, v in preds.items()}
     groups = np.asarray(groups)
-    out = {"all": {k: _sign_stats(T, v) for k, v in P.items()}, "by_point_group": {}}
+    out = {"all": {k: _sign_stats(T, v) for k, v in P.items()}, "by_point_group": {}, "largest": []}
+    # how much of the error the largest tensors carry, and how much of them the model reproduces
+    nt, err = np.linalg.norm(T, axis=1), np.linalg.norm(T - P["model"], axis=1)
+    order = np.argsort(-nt)
+    for frac in (0.01, 0.05, 0.2):
+        top = order[: max(1, int(round(frac * len(nt))))]
+        out["largest"].append({"share": frac, "n": int(len(top)), "min_norm": float(nt[top].min()),
+                               "share_of_model_error": float(err[top].sum() / err.sum()),
+                               "model_error_over_norm": float(np.mean(err[top] / nt[top]))})
     for g in pd.Series(groups).value_counts().index:
         m = groups == g
         out["by_point_group"][g] = {k: _sign_stats(T[m], v[m]) for k, v in P.items()}
@@ -149,6 +157,11 @@ def markdown(data: pd.DataFrame, models: dict | None) -> str:
             lines.append(f"| {g} | {n} | " + " | ".join(f"{st[k]['sign_right']:.2f}" for k in names if k != "zero") + " | "
                          + " | ".join(f"{st[k]['fnorm']:.3f}" for k in names) + " | "
                          + " | ".join(f"{st[k]['fnorm_sign_free']:.3f}" for k in names) + " |")
+    if models:
+        lines += ["", "## The largest tensors", "", "| largest | n | norm at least (C/m²) | share of the model's Fnorm | model error / norm there |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['share']:.0%} | {r['n']} | {r['min_norm']:.2f} | {r['share_of_model_error']:.2f} | {r['model_error_over_norm']:.2f} |"
+                  for r in models["largest"]]
     return "\n".join(lines) + "\n"
 
 

@@ -32,8 +32,10 @@ diagonal in the structure's frame (dft_3d has only the diagonal).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -161,8 +163,9 @@ def make_task(
 
     ``exclude_ids``: a text file of data-set ids (one per line, ``#`` comments) that this task leaves out,
     e.g. another task's test crystals when this one pre-trains a model for it
-    (``benchmarks/exclude_ids.py`` writes such a file). The remaining ids keep their folds; the file's
-    path, sha256 and the number of ids it removed are recorded in the task's config (so in every run).
+    (``benchmarks/exclude_ids.py`` writes such a file). The remaining ids keep their folds. The task's
+    config records the file, its sha256 and the number of ids it removed; every run records the file and
+    its sha256 with the data files (``task.data_files``).
     """
     tdef = TASKS[name]
     if split not in splits.KINDS:
@@ -217,9 +220,6 @@ def make_task(
 
 def read_id_file(path: str | os.PathLike) -> dict[str, Any]:
     """The ids of a text file (one per line; blank lines and ``#`` comments skipped) and its sha256."""
-    import hashlib
-    from pathlib import Path
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"exclude_ids file {p} not found: write one id per line (benchmarks/exclude_ids.py "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def model_audit(task, point_groups: pd.Series, run_dirs: list[Path], floors: tup
     preds: dict[str, list] = {"model": [], "zero": [], **{f: [] for f in floors}}
     truth, groups, ids_all = [], [], []
     for run in run_dirs:
-        fold = int(pd.read_json(run / "config.json", typ="series")["train"]["fold"])
+        fold = int(json.loads((run / "config.json").read_text())["train"]["fold"])
         csv = pd.read_csv(run / "predictions_test.csv")
         t = csv[[c for c in csv if c.startswith("y_true")]].to_numpy()
         p = csv[[c for c in csv if c.startswith("y_pred")]].to_numpy()

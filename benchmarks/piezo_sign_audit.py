@@ -31,7 +31,7 @@ import pandas as pd
 
 from zoo.core.io import write_json, write_text
 from zoo.symmetry import point_group_ops
-from zoo.tasks.datasets import loaders
+from zoo.tasks.datasets import load_cached
 from zoo.training.data import build_task
 
 
@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     task = build_task("mp_piezoelectric", {}, a.data_dir, progress=False)
     task.load()
-    # the loaded data set (frame-fixed tensors, point groups, frame flags), restricted to the task's crystals
-    full = loaders.load("mp_piezoelectric", data_dir=a.data_dir, progress=False).loc[task.df.index]
+    # the data set the task loaded (frame-fixed tensors, point groups, frame flags; the same load, not a second
+    # frame check), restricted to the task's crystals
+    full = load_cached("mp_piezoelectric", {"data_dir": a.data_dir, "progress": False}).loc[task.df.index]
     data = data_audit(full)
     runs = sorted({Path(p) for g in a.runs for p in glob.glob(g)})
     models = model_audit(task, full["point_group"], runs) if runs else None

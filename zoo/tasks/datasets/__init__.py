@@ -117,7 +117,9 @@ TASKS: dict[str, _TaskDef] = {d.spec.name: d for d in (
 _LOADED: dict[tuple, pd.DataFrame] = {}
 
 
-def _load_cached(dataset: str, kwargs: dict[str, Any]) -> pd.DataFrame:
+def load_cached(dataset: str, kwargs: dict[str, Any]) -> pd.DataFrame:
+    """Data set ``dataset`` loaded with ``kwargs`` (``loaders.load``'s), once per process: the frame the tasks
+    built from it read, with every column (point groups, frame flags) where a task keeps only its target."""
     key = (dataset, tuple(sorted((k, str(v)) for k, v in kwargs.items() if k != "progress")))
     if key not in _LOADED:
         _LOADED[key] = loaders.load(dataset, **kwargs)
@@ -190,7 +192,7 @@ def make_task(
         config["exclude_ids"] = {"file": str(exclude_ids), "sha256": excluded["sha256"], "n_in_file": len(excluded["ids"])}
 
     def load_data():
-        df = _load_cached(tdef.dataset, kwargs)
+        df = load_cached(tdef.dataset, kwargs)
         ids = task_rows(df, tdef, keep_frames)
         if excluded is not None:
             keep = ~ids.isin(list(excluded["ids"]))
@@ -245,5 +247,5 @@ for _name, _tdef in TASKS.items():
 
 __all__ = [
     "DATASETS", "DEFAULT_KEEP_FRAMES", "DataNotFoundError", "TASKS", "VERSION", "check_frames", "clear_cache",
-    "fix_frames", "frames", "jarvis", "load", "loaders", "make_task", "read_id_file", "sources", "splits", "task_rows",
+    "fix_frames", "frames", "jarvis", "load", "load_cached", "loaders", "make_task", "read_id_file", "sources", "splits", "task_rows",
 ]

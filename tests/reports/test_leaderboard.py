@@ -13,6 +13,7 @@ import pytest
 
 from zoo import tasks
 from zoo.reports import leaderboard as lb
+from zoo.training import recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "a" * 40
@@ -168,3 +169,75 @@ def test_every_family_with_results_is_on_the_board(tmp_path):
     for t in board["tasks"].values():
         assert all(r["complete"] for r in t["ranked"] if r["kind"] == "ours")
         assert not any(r["complete"] for r in t["partial"])
+
+
+def _run_folder(folder: Path, fold: int, seed: int, fnorm: float, *, finished: bool = True, env: bool = True,
+                **train_changes) -> Path:
+    """A run folder as ``zoo train`` writes it (config.json, metrics.json, env.json), archived under results/:
+    TFN on mp_piezoelectric with the stored ``tfn.rank3`` recipe, plus ``train_changes``."""
+    recipe = recipes.get_recipe("tfn", "rank3").fields
+    train = {**recipe, "model": "tfn", "task": "mp_piezoelectric", "backend": "torch", "fold": fold, "seed": seed,
+             "patience": 30, "dtype": "float32", "task_kwargs": {}, "full_data": False, "init_weights": None,
+             "recipe": "tfn.rank3", **train_changes}
+    _write(folder / "config.json", {"train": train, "task": {"name": "mp_piezoelectric", "version": "1"}})
+    _write(folder / "metrics.json", {"finished": finished, "test": {"fnorm": fnorm, "mae": fnorm / 3}})
+    if env:
+        _write(folder / "env.json", _env("e" * 40))
+    return folder
+
+
+def test_archived_run_folders_make_entries_named_by_recipe(tmp_path):
+    """Run folders archived anywhere under results/ are read: named by their recipe and their departures
+    from it, seeds archived in different folders merged into one entry, a re-run of the same seed and fold
+    kept apart, each run counted once when a table reports it too, and runs that are no benchmark fold
+    (unfinished, another task, all the data, fine-tuned) left out."""
+    results = tmp_path / "results"
+    for k in range(5):
+        _run_folder(results / "a" / "runs" / f"s0_f{k}", k, 0, 1.0 + 0.1 * k)
+        _run_folder(results / "b" / "runs" / f"s1_f{k}", k, 1, 1.2 + 0.1 * k, env=False)  # mean 1.4
+        _run_folder(results / "c" / "runs" / f"s0_f{k}", k, 0, 2.0 + 0.1 * k)  # seed 0 again: a re-run
+        _run_folder(results / "d" / "runs" / f"lr_f{k}", k, 0, 0.5, lr=0.01,
+                    model_overrides={**recipes.get_recipe("tfn", "rank3").fields["model_overrides"], "lmax": 3})
+    _run_folder(results / "e" / "unfinished", 0, 2, 0.1, finished=False)
+    _run_folder(results / "e" / "subset", 0, 2, 0.1, task_kwargs={"n_crystals": 50})
+    _run_folder(results / "e" / "full", 0, 2, 0.1, full_data=True)
+    _run_folder(results / "e" / "tuned", 0, 2, 0.1, init_weights="x/best.safetensors")
+    _write(results / "pretrained" / "card" / "config.json", {})  # a published checkpoint's card is not an entry
+    # the same seed-1 runs in a tensor_results table: counted once, and its commit fills the archive's gap
+    rows = [{"task": "mp_piezoelectric", "task_version": "1", "fold": k, "model": "tfn", "backend": "torch", "seed": 1,
+             "epochs_max": 20, "patience": 30, "dtype": "float32", "test": {"fnorm": 1.2 + 0.1 * k}, "recipe": "tfn.rank3",
+             "run_folder": f"run_s1_f{k}", "git": {"commit": "f" * 40, "dirty": False}, "device": "cpu"} for k in range(5)]
+    _write(results / "b" / "results.json", {"format": 1, "rows": rows})
+    board = lb.leaderboard(results, None, None)["tasks"]["mp_piezoelectric"]
+    by_label = {}
+    for e in board["ranked"]:
+        by_label.setdefault(e["label"], []).append(e)
+    plain = sorted(by_label["tfn-torch tfn.rank3 (20 ep)"], key=lambda e: e["mean"])
+    assert [(e["seeds"], round(e["mean"], 9)) for e in plain] == [([0, 1], 1.3), ([0], 2.2)]
+    assert plain[0]["seed_std"] == pytest.approx(statistics.stdev([1.2, 1.4]))
+    assert plain[0]["provenance"]["source"] == "a, b" and plain[1]["provenance"]["source"] == "c"
+    assert plain[0]["provenance"]["commits"] == ["e" * 10, "f" * 10]
+    (changed,) = by_label["tfn-torch tfn.rank3[lmax=3,lr=0.01] (20 ep)"]
+    assert changed["mean"] == 0.5 and changed["recipe_name"] == "tfn.rank3"
+    assert not board["partial"]  # the left-out runs made no entry
+    n_runs = sum(len(e["folds"]) * len(e["seeds"]) for e in board["ranked"])
+    assert n_runs == 20
+
+
+def test_recipe_departures_name_unset_and_removed_recipes():
+    stored = recipes.get_recipe("pgnet", "rank2").fields
+    name, departures = lb._recipe_label("pgnet", "pgnet.rank2", {**stored, "epochs": 5}, {"message_norm": "neighbors"})
+    assert name == "pgnet.rank2" and departures == {"epochs": 5, "density_basis": "unset"}
+    assert lb._recipe_label("pgnet", "pgnet.rank9", {}, {"lmax": 2}) == ("pgnet.rank9 (no longer stored)", {"lmax": 2})
+    assert lb._recipe_label("pgnet", None, {}, {"lmax": 2}) == (None, {"lmax": 2})
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "matbench_v0.1").is_dir(), reason="the repository's results/ is absent")
+def test_committed_leaderboard_is_current(tmp_path):
+    """The committed page is what one command makes from the committed results today: a result added
+    without regenerating the board (or a board edited by hand) fails here. Fix: `zoo report leaderboard`."""
+    out = tmp_path / "board"
+    assert lb.main([f"--out={out}"]) == 0
+    for name in ("README.md", "leaderboard.json"):
+        assert (out / name).read_text() == (ROOT / "results" / "leaderboard" / name).read_text(), (
+            f"results/leaderboard/{name} is stale: run `zoo report leaderboard` and commit it")

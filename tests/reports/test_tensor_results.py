@@ -146,3 +146,19 @@ def test_unfinished_and_foreign_folders_are_refused(tmp_path, capsys):
     assert tr.main([str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_rows_carry_training_options_and_plots_can_be_limited(tmp_path):
+    """Each row keeps the run's training options (the leaderboard names a run's departures from its recipe
+    with them); ``--plots first`` copies one run's plots per task and backend, ``none`` copies none."""
+    runs = tmp_path / "runs"
+    a = _make_run(runs, "run_x_aaaaaa", "mp_dielectric_total", fold=0, recipe="tfn.rank2")
+    b = _make_run(runs, "run_y_bbbbbb", "mp_dielectric_total", fold=1, recipe="tfn.rank2")
+    floors = str(_floors(tmp_path / "floors.json"))
+    for plots, copied in (("first", [2, 0]), ("none", [0, 0]), ("all", [2, 2])):
+        out = tmp_path / plots
+        assert tr.main([str(a), str(b), "--floors", floors, "--out", str(out), "--plots", plots]) == 0
+        rows = json.loads((out / "results.json").read_text())["rows"]
+        assert [len(r["plots_copied"]) for r in rows] == copied
+        assert len(list((out / "plots").glob("*.png")) if (out / "plots").exists() else []) == sum(copied)
+        assert rows[0]["train"] == {"patience": 15, "task_kwargs": {}, "recipe": "tfn.rank2"}

@@ -12,17 +12,27 @@ result folders under ``--results`` alone (never edit them by hand):
   ``progress.json``; fold scores from matbench's ``results.json.gz`` or, for folds of an unfinished
   reproduction, from the archived ``runs/fold_<k>/metrics.json``; provenance (commit, machine, date)
   from the archived ``runs/fold_<k>/env.json``;
+- archived run folders: any folder with the ``config.json`` and ``metrics.json`` that ``zoo train``
+  wrote (and ``env.json`` where it was kept), e.g. ``results/tfn/jdft2d_clip/runs/<run>/``;
 - run tables: ``zoo report tensor_results`` files (``results/tfn/results.json``: one row per run folder
   with its commit and device) and ``zoo report pgnet_compare`` files (``results/pgnet/*.json``: no
-  commit or seed recorded, and the page says so). A run already counted through a reproduction is
-  not counted again. Runs on another task version, or with task options (``--task-arg``), are left out.
+  commit or seed recorded, and the page says so).
+
+Each run is counted once, whichever files report it (``_identity``: task, fold, model, backend and the
+test score to 12 digits): reproductions first, then run folders, then tables. Left out: runs on another
+task version or with task options (``--task-arg``), runs on all the data (``--full-data``), fine-tunings
+(``--init-weights``), unfinished runs, and ``results/pretrained/`` (the published checkpoints' own runs).
 
 Anchors: the published figures of ``anchors.json`` (matbench's leaderboard, with the file and commit
 each number was copied from) and, for the tensor tasks, the floors of ``results/floors/floors.json``
 (training mean / element-linear model, symmetrised), both with their per-fold scores.
 
 An entry is one recipe (task, model, backend, options, epochs) and the seeds that covered the same
-folds. Only entries with every fold of the task are ranked with the anchors; an entry on some folds
+folds. A run that recorded its recipe (``TrainConfig.recipe``, since stop 22) is labelled with the
+recipe's name and the options it changed from the recipe as stored today (``tfn-torch
+tfn.scalar[density_basis=unset] (40 ep)``: the recipe without its density input); runs of one recipe
+archived in several folders (seeds run on different days) make one entry, unless two of them are the same
+seed and fold (a re-run), which stay apart. Only entries with every fold of the task are ranked with the anchors; an entry on some folds
 is listed apart, next to the anchors' means over the *same* folds. Scores: matbench tasks the test
 MAE in the task's unit, tensor tasks the mean Frobenius norm of the error (Fnorm, target unit);
 lower is better; a mean is over folds, then over seeds; fold std is the population std over folds
@@ -40,6 +50,7 @@ from typing import Any, Sequence
 
 from zoo import tasks
 from zoo.core.io import atomic_path, write_json, write_text
+from zoo.training import recipes
 
 from .common import RESULTS, ReportError
 
@@ -138,9 +149,12 @@ def read_run_table(path: Path, root: Path) -> list[dict[str, Any]]:
             if r.get("task_version") != spec.version or metric not in r.get("test", {}):
                 continue
             git = r.get("git") or {}
+            # rows written since they carry the run's training options name its departures from the recipe
+            how = _how_trained(r["train"]) if isinstance(r.get("train"), dict) else {
+                "overrides": {}, "recipe_name": r.get("recipe") if isinstance(r.get("recipe"), str) else None,
+                "recipe": {"epochs": r.get("epochs_max"), "patience": r.get("patience"), "dtype": r.get("dtype")}}
             out.append({**base, "task_version": spec.version, "value": float(r["test"][metric]), "family": r["model"],
-                        "seed": r.get("seed"), "overrides": {},
-                        "recipe": {"epochs": r.get("epochs_max"), "patience": r.get("patience"), "dtype": r.get("dtype")},
+                        "seed": r.get("seed"), **how,
                         "run": r["run_folder"], "commit": git.get("commit"), "dirty": git.get("dirty"),
                         "machine": r.get("device"), "date": r.get("date")})
         elif fmt.startswith("crystal-zoo pgnet comparison") and metric in (r.get("scores", {}).get("all") or {}):
@@ -153,51 +167,178 @@ def read_run_table(path: Path, root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _recipe_label(family: str, name: str | None, fields: dict[str, Any], overrides: dict[str, Any]) -> tuple[str | None, dict]:
+    """(the recipe's name, the run's departures from that recipe as stored today): what a label shows.
+
+    A run records its recipe's name and every field that resulted (zoo.training.recipes), so the fields it
+    ran with that are not the stored recipe's (a flag on top of it, or a recipe changed since) are named
+    in the label; a recipe no longer stored gets a note instead.
+    """
+    if not name:
+        return None, dict(overrides)
+    try:
+        stored = recipes.get_recipe(family, name).fields
+    except recipes.UsageError:
+        return f"{name} (no longer stored)", dict(overrides)
+    departures = {k: fields.get(k) for k, v in stored.items() if k != "model_overrides" and k in fields and fields[k] != v}
+    want = stored.get("model_overrides") or {}
+    departures.update({k: v for k, v in overrides.items() if want.get(k, _UNSET) != v})
+    departures.update({k: "unset" for k in want if k not in overrides})
+    return name, departures
+
+
+_UNSET = object()
+
+
+def _group(folder: Path, root: Path) -> str:
+    """The result folder a run folder was archived in: the folder above its ``runs/`` (or its parent)."""
+    rel = folder.relative_to(root).parts
+    for k in range(len(rel) - 1, 0, -1):
+        if rel[k - 1] in ("runs", "val_runs"):
+            return str(Path(*rel[: k - 1])) or "."
+    return str(Path(*rel[:-1])) or "."
+
+
+def read_run_folder(folder: Path, root: Path) -> dict[str, Any] | None:
+    """The fold record of one run folder archived under ``root`` (``config.json`` as ``zoo train`` writes it,
+    ``metrics.json`` with the best epoch's test scores), or None for a run that is no benchmark fold:
+    unfinished, on all the data (``--full-data``: no test fold), on a changed task (``--task-arg``) or
+    another task version, or started from other weights (``--init-weights``: a fine-tuning, not a recipe)."""
+    try:
+        config, metrics = _load(folder / "config.json"), _load(folder / "metrics.json")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    train, task_record = config.get("train"), config.get("task")
+    if not isinstance(train, dict) or not isinstance(task_record, dict) or not isinstance(metrics, dict):
+        return None
+    known = _task(str(train.get("task")))
+    if known is None or train.get("task_kwargs") or train.get("full_data") or train.get("init_weights"):
+        return None
+    spec, metric = known
+    test = metrics.get("test") or {}
+    if task_record.get("version") != spec.version or not metrics.get("finished", True) or metric not in test:
+        return None
+    env_path = folder / "env.json"
+    env = _load(env_path) if env_path.exists() else None
+    git = (env or {}).get("git") or {}
+    name = Path((folder / "RUN_FOLDER").read_text().strip()).name if (folder / "RUN_FOLDER").exists() else None
+    return {"task": train["task"], "task_version": spec.version, "metric": metric, "fold": int(train["fold"]),
+            "value": float(test[metric]), "family": train["model"], "backend": train.get("backend"),
+            "seed": train.get("seed"), **_how_trained(train), "run": name, "commit": git.get("commit"),
+            "dirty": git.get("dirty"), "machine": _machine(env), "date": (env or {}).get("created_utc"),
+            "group": _group(folder, root), "source": str(folder.relative_to(root))}
+
+
+def _how_trained(train: dict[str, Any]) -> dict[str, Any]:
+    """The recipe fields of a record from a run's training options (``TrainConfig`` as the run wrote it)."""
+    overrides = dict(train.get("model_overrides") or {})
+    recipe_name, departures = _recipe_label(train["model"], train.get("recipe"), train, overrides)
+    return {"overrides": departures, "recipe": {x: train.get(x) for x in RECIPE_KEYS}, "recipe_name": recipe_name}
+
+
+def _identity(r: dict[str, Any]) -> tuple:
+    """One run's fold result, whatever file reports it: the test score is a float64 written in full, so two
+    records of the same task, fold and model with the same score to 12 digits are the same run."""
+    return r["task"], r["fold"], r["family"], r["backend"], f"{r['value']:.12g}"
+
+
 def collect(results: Path) -> list[dict[str, Any]]:
-    """Every fold record under ``results`` (the leaderboard's own folder excluded), each run counted once."""
+    """Every fold record under ``results`` (the leaderboard's own folder and the published checkpoints'
+    cards under ``pretrained/`` excluded), each run counted once: reproductions first, then archived run
+    folders, then run tables; a later copy of a run fills in only what the first one lacks."""
     results = Path(results)
-    records: list[dict[str, Any]] = []
+    skip = (OUT.name, "pretrained")
+    found: list[dict[str, Any]] = []
+    reproductions = set()
     for progress in sorted(results.rglob("progress.json")):
-        if OUT.name not in progress.relative_to(results).parts[:1]:
-            records += read_reproduction(progress.parent, results)
-    seen = {r["run"]: r for r in records if r["run"]}
+        if progress.relative_to(results).parts[0] not in skip:
+            found += read_reproduction(progress.parent, results)
+            reproductions.add(progress.parent)
+    for metrics in sorted(results.rglob("metrics.json")):
+        folder = metrics.parent
+        if folder.relative_to(results).parts[0] in skip or folder.parent.parent in reproductions:
+            continue  # a reproduction's own archive (runs/fold_k) is read with its progress.json
+        r = read_run_folder(folder, results)
+        if r is not None:
+            found.append(r)
+    tables = []
     for path in sorted(results.rglob("*.json")):
         rel = path.relative_to(results).parts
-        if rel[0] == OUT.name or "runs" in rel or path.name in ("progress.json", "info.json"):
+        if rel[0] in skip or "runs" in rel or path.name in ("progress.json", "info.json", "config.json", "metrics.json", "env.json"):
             continue
-        for r in read_run_table(path, results):
-            if r["run"] in seen:  # the same run: keep the first record, fill in what it lacks (older reproductions archived no env.json)
-                first = seen[r["run"]]
-                for key in ("commit", "dirty", "machine", "date"):
-                    if first[key] is None:
-                        first[key] = r[key]
-                continue
-            records.append(r)
-            if r["run"]:
-                seen[r["run"]] = r
+        tables += read_run_table(path, results)
+    # tensor_results rows (recipe name, seed, commit) before pgnet_compare rows (none of them) of the same run
+    found += sorted(tables, key=lambda r: r["recipe"] == {})
+    records: list[dict[str, Any]] = []
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in found:
+        first = seen.get(_identity(r)) or (seen.get(("run", r["run"])) if r["run"] else None)
+        if first is not None:  # the same run again: fill in what the first record lacks (older archives have no env.json)
+            for key in ("commit", "dirty", "machine", "date", "run"):
+                if first.get(key) is None:
+                    first[key] = r.get(key)
+            continue
+        records.append(r)
+        seen[_identity(r)] = r
+        if r["run"]:
+            seen[("run", r["run"])] = r
     return records
 
 
 # ----------------------------------------------------------------------------------------------- entries
-def _label(family: str, backend: str | None, overrides: dict, recipe: dict) -> str:
+def _label(family: str, backend: str | None, overrides: dict, recipe: dict, recipe_name: str | None = None) -> str:
+    """``family-backend[overrides]``, then the recipe's name and the run's departures from it, then the epochs."""
     opts = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(overrides.items()))
     epochs = recipe.get("epochs")
-    return f"{family}-{backend}" + (f"[{opts}]" if opts else "") + (f" ({epochs} ep)" if epochs else "")
+    name = f" {recipe_name}" if recipe_name else ""
+    return f"{family}-{backend}{name}" + (f"[{opts}]" if opts else "") + (f" ({epochs} ep)" if epochs else "")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.pstdev(values)
 
 
+def _recipe_groups(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """Records of one recipe together: ``{(task, family, backend, where, overrides, recipe, recipe name): [...]}``.
+
+    A run that names its recipe (``TrainConfig.recipe``) is the same recipe as another run naming it with
+    the same departures, epochs and precision, wherever the two were archived: seeds run at different
+    stops make one entry. A record without a recipe name (older runs, reproductions) stays with its
+    folder. Two runs of the same seed and fold never share an entry (a re-run, or the same recipe name
+    over a code change): the folders are merged only where they do not overlap, in path order.
+    """
+    by_key: dict[tuple, dict[str, list[dict]]] = {}
+    for r in records:
+        name = r.get("recipe_name") or ""
+        recipe = {k: r["recipe"].get(k) for k in ("epochs", "dtype")} if name else r["recipe"]
+        key = (r["task"], r["family"], r["backend"], "" if name else r["group"],
+               json.dumps(r["overrides"], sort_keys=True, default=str), json.dumps(recipe, sort_keys=True, default=str), name)
+        by_key.setdefault(key, {}).setdefault(r["group"], []).append(r)
+    out: dict[tuple, list[dict[str, Any]]] = {}
+    for key, by_folder in by_key.items():
+        merged: list[tuple[set, list]] = []
+        for folder in sorted(by_folder):
+            rs = by_folder[folder]
+            slots = {(r["seed"], r["fold"]) for r in rs}
+            home = next((m for m in merged if not m[0] & slots), None)
+            if home is None:
+                merged.append((set(slots), list(rs)))
+            else:
+                home[0].update(slots)
+                home[1].extend(rs)
+        for k, (_, rs) in enumerate(merged):
+            out[key[:3] + (f"{key[3]}#{k}",) + key[4:]] = rs
+    return out
+
+
 def build_entries(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records grouped into entries: one recipe, and the seeds that covered the same folds."""
     groups: dict[tuple, dict[Any, list[dict]]] = {}
-    for r in records:
-        key = (r["task"], r["family"], r["backend"], r["group"], json.dumps(r["overrides"], sort_keys=True, default=str),
-               json.dumps(r["recipe"], sort_keys=True, default=str))
-        groups.setdefault(key, {}).setdefault(r["seed"], []).append(r)
+    for key, rs in _recipe_groups(records).items():
+        for r in rs:
+            groups.setdefault(key, {}).setdefault(r["seed"], []).append(r)
     entries = []
-    for (task, family, backend, group, _, _), by_seed in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (task, family, backend, _, _, _, recipe_name), by_seed in sorted(groups.items(), key=lambda kv: str(kv[0])):
         by_folds: dict[tuple, list] = {}
         for seed, rs in by_seed.items():
             by_folds.setdefault(tuple(sorted({r["fold"] for r in rs})), []).append(seed)
@@ -208,9 +349,9 @@ def build_entries(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             seed_means = [statistics.mean(v.values()) for v in per_seed.values()]
             spec = tasks.spec(task)
             entries.append({
-                "label": _label(family, backend, first["overrides"], first["recipe"]), "task": task,
+                "label": _label(family, backend, first["overrides"], first["recipe"], recipe_name or None), "task": task,
                 "metric": first["metric"], "family": family, "backend": backend, "overrides": first["overrides"],
-                "recipe": first["recipe"], "seeds": sorted(seeds, key=str), "folds": list(folds),
+                "recipe": first["recipe"], "recipe_name": recipe_name or None, "seeds": sorted(seeds, key=str), "folds": list(folds),
                 "complete": len(folds) == spec.n_folds,
                 "scores": {str(s): {str(k): v for k, v in sorted(f.items())} for s, f in per_seed.items()},
                 "per_fold": {str(k): statistics.mean(per_seed[s][k] for s in seeds) for k in folds},
@@ -223,7 +364,7 @@ def build_entries(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "machines": sorted({r["machine"] for r in rs if r["machine"]}),
                     "dates": sorted({r["date"][:10] for r in rs if r["date"]}),
                     "runs": sorted({r["run"] for r in rs if r["run"]}),
-                    "source": group,
+                    "source": ", ".join(sorted({r["group"] for r in rs})),
                     "files": sorted({r["source"] for r in rs}),
                 },
             })
@@ -324,6 +465,10 @@ def render(board: dict[str, Any]) -> str:
              "Generated by `zoo report leaderboard` from the result folders under `results/` and the anchors in "
              "`results/leaderboard/anchors.json` (do not edit by hand; the data is in `leaderboard.json`, the plot in "
              "`leaderboard.png`).", "",
+             "An entry is labelled `family-backend recipe[departures] (epochs)`: the recipe it was trained with "
+             "(`zoo/models/<family>/recipes.json`) and the options in which it differs from that recipe as stored "
+             "today (`unset`: an option of the recipe the run did not have). Entries without a recipe name predate "
+             "the recipes.", "",
              "Ranked: entries with every fold of the task, next to the published matbench figures (each with the file "
              "it was copied from) and, on the tensor tasks, the floors (`results/floors`). Lower is better. "
              "Mean over folds, then over seeds; ± the population std over folds; seed std over the seeds' means. "

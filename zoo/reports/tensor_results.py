@@ -102,6 +102,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "stopped_early": metrics.get("stopped_early"),
         "patience": train.get("patience"),
         "recipe": train.get("recipe"),
+        # every training option the run was made with (the leaderboard names the departures from the recipe)
+        "train": {k: v for k, v in train.items() if k not in ("out", "data_dir", "progress")},
         "train_time_s": _train_time(run_dir, metrics),
         "n": metrics.get("n"),
         "test": _pick(metrics.get("test", {}), keys),
@@ -387,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--floors", default=str(RESULTS / "floors" / "floors.json"))
     p.add_argument("--results-root", default=str(RESULTS), help="root holding matbench_v0.1/<task>/cgcnn-*")
     p.add_argument("--out", default=str(RESULTS / "tfn"))
+    p.add_argument("--plots", choices=("all", "first", "none"), default="all",
+                   help="copy every run's plots, only the first run's of each task and backend (many seeds or "
+                        "folds: the plots are ~45 kB each), or none")
     args = p.parse_args(argv)
     out = Path(args.out)
     try:
@@ -399,8 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = (row["task"], row["backend"])
         # a second run of the same task and backend keeps its plots apart: suffix = the run folder's tag
         tag = "" if key not in seen else "_" + row["run_folder"].rsplit("_", 1)[-1]
+        copy = args.plots == "all" or (args.plots == "first" and key not in seen)
         seen.add(key)
-        row["plots_copied"] = copy_plots(Path(rd), row, out, tag)
+        row["plots_copied"] = copy_plots(Path(rd), row, out, tag) if copy else []
     write_json(out / "results.json", results)
     write_text(out / "README.md", render_readme(results))
     print(f"wrote {out / 'results.json'} and {out / 'README.md'} ({len(results['rows'])} runs)")

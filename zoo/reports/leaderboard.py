@@ -110,9 +110,14 @@ def read_reproduction(folder: Path, root: Path) -> list[dict[str, Any]]:
         env_path, config_path = (folder / "runs" / f"fold_{k}" / f"{name}.json" for name in ("env", "config"))
         env = _load(env_path) if env_path.exists() else None
         git = (env or {}).get("git") or {}
-        if config_path.exists() and _load(config_path).get("task", {}).get("version", spec.version) != spec.version:
+        config = _load(config_path) if config_path.exists() else {}
+        if config.get("task", {}).get("version", spec.version) != spec.version:
             continue  # scored on an older version of the task: not comparable with today's anchors
+        metrics_path = folder / "runs" / f"fold_{k}" / "metrics.json"
+        archived = (_load(metrics_path).get("test") or {}) if metrics_path.exists() else {}
         out.append({
+            "test": archived if archived.get(metric) == value else {metric: value},
+            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(metrics_path),
             "task": cfg["task"], "task_version": spec.version, "metric": metric, "fold": k, "value": value,
             "family": cfg["model"], "backend": cfg["backend"], "seed": cfg.get("seed"),
             "overrides": cfg.get("model_overrides") or {}, "recipe": {x: cfg.get(x) for x in RECIPE_KEYS},
@@ -154,7 +159,9 @@ def read_run_table(path: Path, root: Path) -> list[dict[str, Any]]:
                 "overrides": {}, "recipe_name": r.get("recipe") if isinstance(r.get("recipe"), str) else None,
                 "recipe": {"epochs": r.get("epochs_max"), "patience": r.get("patience"), "dtype": r.get("dtype")}}
             out.append({**base, "task_version": spec.version, "value": float(r["test"][metric]), "family": r["model"],
-                        "seed": r.get("seed"), **how,
+                        "seed": r.get("seed"), **how, "test": dict(r["test"]), "model_config": r.get("model_config"),
+                        "run_stats": {"train_time_s": r.get("train_time_s"), "epochs_run": r.get("epochs_run"),
+                                      "n_train": (r.get("n") or {}).get("train")},
                         "run": r["run_folder"], "commit": git.get("commit"), "dirty": git.get("dirty"),
                         "machine": r.get("device"), "date": r.get("date")})
         elif fmt.startswith("crystal-zoo pgnet comparison") and metric in (r.get("scores", {}).get("all") or {}):
@@ -162,6 +169,8 @@ def read_run_table(path: Path, root: Path) -> list[dict[str, Any]]:
             overrides = dict(o.split("=", 1) for o in opts.rstrip("]").split(",") if "=" in o)
             out.append({**base, "task_version": None, "value": float(r["scores"]["all"][metric]), "family": family,
                         "seed": None, "overrides": overrides, "recipe": {},  # the file records no recipe
+                        "test": dict(r["scores"]["all"]), "model_config": None,
+                        "run_stats": {"train_time_s": r.get("train_time_s"), "epochs_run": r.get("epochs_run"), "n_train": None},
                         "run": Path(r.get("dir", "")).name or None, "commit": None, "dirty": None, "machine": None,
                         "date": None})
     return out
@@ -224,9 +233,18 @@ def read_run_folder(folder: Path, root: Path) -> dict[str, Any] | None:
     name = Path((folder / "RUN_FOLDER").read_text().strip()).name if (folder / "RUN_FOLDER").exists() else None
     return {"task": train["task"], "task_version": spec.version, "metric": metric, "fold": int(train["fold"]),
             "value": float(test[metric]), "family": train["model"], "backend": train.get("backend"),
-            "seed": train.get("seed"), **_how_trained(train), "run": name, "commit": git.get("commit"),
+            "seed": train.get("seed"), **_how_trained(train), "test": dict(test),
+            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(folder / "metrics.json"),
+            "run": name, "commit": git.get("commit"),
             "dirty": git.get("dirty"), "machine": _machine(env), "date": (env or {}).get("created_utc"),
             "group": _group(folder, root), "source": str(folder.relative_to(root))}
+
+
+def _run_stats(metrics_path: Path) -> dict[str, Any]:
+    """Training seconds, epochs run and training crystals of a run's metrics.json (None where not recorded)."""
+    m = _load(metrics_path) if metrics_path.exists() else {}
+    return {"train_time_s": (m.get("time_s") or {}).get("train"), "epochs_run": m.get("epochs_run"),
+            "n_train": (m.get("n") or {}).get("train")}
 
 
 def _how_trained(train: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +323,8 @@ def _recipe_groups(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[s
     the same departures, epochs and precision, wherever the two were archived: seeds run at different
     stops make one entry. A record without a recipe name (older runs, reproductions) stays with its
     folder. Two runs of the same seed and fold never share an entry (a re-run, or the same recipe name
-    over a code change): the folders are merged only where they do not overlap, in path order.
+    over a code change), in one folder or across folders: runs are merged only where they do not
+    overlap, in path order.
     """
     by_key: dict[tuple, dict[str, list[dict]]] = {}
     for r in records:
@@ -318,21 +337,29 @@ def _recipe_groups(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[s
     for key, by_folder in by_key.items():
         merged: list[tuple[set, list]] = []
         for folder in sorted(by_folder):
-            rs = by_folder[folder]
-            slots = {(r["seed"], r["fold"]) for r in rs}
-            home = next((m for m in merged if not m[0] & slots), None)
-            if home is None:
-                merged.append((set(slots), list(rs)))
-            else:
-                home[0].update(slots)
-                home[1].extend(rs)
+            layers: list[list[dict]] = []  # a folder's runs, a seed and fold seen again starting a new layer
+            for r in by_folder[folder]:
+                layer = next((x for x in layers if (r["seed"], r["fold"]) not in {(y["seed"], y["fold"]) for y in x}), None)
+                if layer is None:
+                    layers.append([r])
+                else:
+                    layer.append(r)
+            for rs in layers:
+                slots = {(r["seed"], r["fold"]) for r in rs}
+                home = next((m for m in merged if not m[0] & slots), None)
+                if home is None:
+                    merged.append((set(slots), list(rs)))
+                else:
+                    home[0].update(slots)
+                    home[1].extend(rs)
         for k, (_, rs) in enumerate(merged):
             out[key[:3] + (f"{key[3]}#{k}",) + key[4:]] = rs
     return out
 
 
-def build_entries(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records grouped into entries: one recipe, and the seeds that covered the same folds."""
+def build_entries(records: Sequence[dict[str, Any]], keep_records: bool = False) -> list[dict[str, Any]]:
+    """Records grouped into entries: one recipe, and the seeds that covered the same folds (each entry
+    with its fold records under ``"records"`` when ``keep_records``: other reports read more than the score)."""
     groups: dict[tuple, dict[Any, list[dict]]] = {}
     for key, rs in _recipe_groups(records).items():
         for r in rs:
@@ -367,7 +394,7 @@ def build_entries(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "source": ", ".join(sorted({r["group"] for r in rs})),
                     "files": sorted({r["source"] for r in rs}),
                 },
-            })
+            } | ({"records": rs} if keep_records else {}))
     return entries
 
 

@@ -22,6 +22,11 @@ one branch. A step = batching (collate; padding for jax) + forward + backward + 
 Models: ``tfn`` (default TFNConfig, 85k parameters), ``pgnet`` (default PGNetConfig: one branch ~ TFN's
 size), ``pgnet_a1`` (the trivial-channel-only ablation: hidden features all A1g, same width budget).
 Writes results/pgnet/throughput_jdft2d.json with the machine and its load, and prints a table.
+
+A tensor task instead of jdft2d (``--task mp_dielectric_electronic --data-dir DIR``): fold 0's training
+and validation crystals, the models built as ``zoo train --recipe <kind>`` builds them (each family's
+stored recipe's model options, the task's target), the same timing; written to
+results/pgnet/throughput_<task>.json unless ``--out`` says otherwise.
 """
 from __future__ import annotations
 
@@ -38,9 +43,10 @@ from benchmarks.common import (ROOT, data_missing, epoch_timings, load_jdft2d, m
                                parser, standardised)
 from zoo.core.io import write_json  # noqa: E402
 from zoo.graphs import build_graphs  # noqa: E402
+from zoo import tasks  # noqa: E402
 from zoo.models import config_to_dict, make_config  # noqa: E402
 from zoo.tasks import TargetSpec  # noqa: E402
-from zoo.training import TrainConfig  # noqa: E402
+from zoo.training import TrainConfig, recipes  # noqa: E402
 from zoo.training.adapter import batch_groups, get_adapter, index_batches  # noqa: E402
 
 OUT = ROOT / "results" / "pgnet" / "throughput_jdft2d.json"
@@ -48,10 +54,22 @@ MODELS = ("tfn", "pgnet", "pgnet_a1")
 SCALAR = TargetSpec(kind="scalar", name="exfoliation_en", unit="meV/atom")
 
 
-def model_config(name: str):
+def model_config(name: str, target=SCALAR, recipe_kind: str | None = None):
+    """(family, config) of a model name; with ``recipe_kind``, the family's stored recipe's model options."""
+    family = "pgnet" if name == "pgnet_a1" else name
+    options = dict(recipes.get_recipe(family, recipe_kind).fields.get("model_overrides") or {}) if recipe_kind else {}
     if name == "pgnet_a1":
-        return "pgnet", make_config("pgnet", hidden_oh="64xA1g", hidden_d6h="64xA1g").with_target(SCALAR)
-    return name, make_config(name).with_target(SCALAR)
+        options.update(hidden_oh="64xA1g", hidden_d6h="64xA1g")
+    return family, make_config(family, **options).with_target(target)
+
+
+def load_task(name: str, data_dir: str | None):
+    """(structures, targets, ids, target spec) of fold 0's training and validation crystals of a zoo task."""
+    task = tasks.get(name, **({"data_dir": data_dir} if data_dir else {}))
+    task.load()
+    inputs, outputs = task.get_train_and_val_data(0)
+    return list(inputs.values), np.stack([np.asarray(v, dtype=np.float64) for v in outputs.values]), \
+        [str(i) for i in inputs.index], task.spec.target
 
 
 def plan(adapter, graphs, batch_size: int, epochs: int) -> list[list[np.ndarray]]:
@@ -101,15 +119,26 @@ def run(model: str, config, backend: str, graphs, y, args) -> dict:
 def main(argv=None) -> int:
     p = parser(__doc__, epochs=3, batch_size=32, models=MODELS, lr=1e-3, out=OUT)
     p.add_argument("--backends", default="torch,jax")
+    p.add_argument("--task", help="a zoo task instead of matbench_jdft2d (fold 0's training crystals; the "
+                                  "families' stored recipes' model options)")
+    p.add_argument("--data-dir", help="the task's data folder (real-data tasks)")
     args = p.parse_args(argv)
     models = model_list(p, args.models, MODELS)
-    if data_missing():
+    target, kind, dataset = SCALAR, None, "matbench_jdft2d"
+    if args.task:
+        structures, y_all, ids, target = load_task(args.task, args.data_dir)
+        structures, y_all, ids = structures[: args.limit], y_all[: args.limit], ids[: args.limit]
+        kind, dataset = recipes.task_kind(target), args.task
+        if args.out == OUT:
+            args.out = OUT.with_name(f"throughput_{args.task}.json")
+    elif data_missing():
         return 0
-    structures, y_all, ids = load_jdft2d(args.limit)
+    else:
+        structures, y_all, ids = load_jdft2d(args.limit)
     rows = {}
     load_before = machine_info()
     for name in models:
-        model, config = model_config(name)
+        model, config = model_config(name, target, kind)
         graphs, _ = build_graphs(structures, config.graph_spec(), ids=ids, cache=True, progress=False, on_error="skip")
         keep = [k for k, g in enumerate(graphs) if g is not None]
         graphs, y = [graphs[k] for k in keep], standardised(y_all[keep])
@@ -121,7 +150,7 @@ def main(argv=None) -> int:
             except Exception as exc:  # one failed row must not lose the others
                 rows[key] = {"error": f"{type(exc).__name__}: {exc}"}
             rows[key].update(model=model, n_structures=len(graphs), config=config_to_dict(config))
-    record = {"benchmark": "pgnet_throughput", "dataset": "matbench_jdft2d", "batch_size": args.batch_size,
+    record = {"benchmark": "pgnet_throughput", "dataset": dataset, "recipe_kind": kind, "batch_size": args.batch_size,
               "epochs": args.epochs, "rows": rows, "machine_before": load_before, "machine_after": machine_info()}
     write_json(args.out, record)
     print(f"\n{'model':<16}{'params':>9}{'train str/s':>13}{'infer str/s':>13}{'compile s':>11}{'vs tfn (train)':>16}")

@@ -348,3 +348,25 @@ def test_clausius_mossotti_transform_round_trips_and_refuses_other_targets():
         TargetNormalizer.fit(np.ones((3, 3, 3, 3)), TargetSpec("e", kind="tensor", rank=3, formula="ijk=ikj"), "none", "cm")
     with pytest.raises(ValueError, match="Clausius-Mossotti"):
         TargetNormalizer.fit(np.array([1.0, 2.0]), TargetSpec("y"), "none", "cm")
+
+
+def test_tensor_metrics_from_precomputed_point_groups_equal_those_from_structures(capsys):
+    """``finish_run`` computes each split's point groups once for the model's and the floor's scores: the
+    scores are the same as from the structures, and ``progress=False`` prints no bar."""
+    from pymatgen.core import Lattice, Structure
+
+    from zoo.symmetry import point_group_ops
+    from zoo.training.targets import compute_metrics
+
+    cubic = Structure(Lattice.cubic(4.2), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    tetragonal = Structure(Lattice.tetragonal(3.0, 4.5), ["Ti", "O"], [[0, 0, 0], [0.5, 0.5, 0.3]])
+    structures = [cubic, tetragonal]
+    target = TargetSpec(name="eps", kind="tensor", rank=2, formula="ij=ji")
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(2, 3, 3))
+    y = y + y.transpose(0, 2, 1)
+    p = y + 0.1 * rng.normal(size=(2, 3, 3))
+    ops = point_group_ops(structures, progress=False)
+    assert compute_metrics(target, y, p, ops=ops, progress=False) == compute_metrics(target, y, p, structures=structures)
+    assert "sym_violation_mean" in compute_metrics(target, y, p, ops=ops)
+    assert "point groups" not in capsys.readouterr().err

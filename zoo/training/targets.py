@@ -220,14 +220,16 @@ def resolve_loss(config: TrainConfig, target: TargetSpec) -> str:
     return "bce" if target.kind == "class" else "mse"
 
 
-def compute_metrics(target: TargetSpec, y_true: np.ndarray, y_pred: np.ndarray, structures: Sequence | None = None) -> dict[str, Any]:
+def compute_metrics(target: TargetSpec, y_true: np.ndarray, y_pred: np.ndarray, structures: Sequence | None = None,
+                    ops: Sequence[np.ndarray] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Scores in task units, from ``zoo.tasks.metrics`` by target kind (classes: probabilities of the
-    positive class). Tensors: the point-group symmetry scores need ``structures``; without them (as
+    positive class). Tensors: the point-group symmetry scores need ``structures`` (or their point-group
+    ``ops``, computed once when several predictions of the same crystals are scored); without them (as
     every epoch's validation) only the frame-free scores. An empty set gives ``{"n": 0}``."""
     if len(y_true) == 0:
         return {"n": 0}
     if target.kind == "class":
         return classification_metrics(y_true, y_pred)
     if target.kind == "tensor":
-        return tensor_metrics(y_true, y_pred, structures=structures, formula=target.formula)
+        return tensor_metrics(y_true, y_pred, structures=structures, formula=target.formula, ops=ops, progress=progress)
     return scalar_metrics(y_true, y_pred)

@@ -85,7 +85,8 @@ def plan(adapter, graphs, batch_size: int, epochs: int) -> list[list[np.ndarray]
 
 
 def run(model: str, config, backend: str, graphs, y, args) -> dict:
-    train = TrainConfig(model=model, backend=backend, batch_size=args.batch_size, lr=args.lr, progress=False)
+    train = TrainConfig(model=model, backend=backend, batch_size=args.batch_size, lr=args.lr, progress=False,
+                        jax_padding=args.jax_padding)
     adapter = get_adapter(backend)(model, config, train, "mse")
     batches = plan(adapter, graphs, args.batch_size, args.epochs)
     adapter.init([graphs[i] for i in batches[0][0]])
@@ -122,6 +123,9 @@ def main(argv=None) -> int:
     p.add_argument("--task", help="a zoo task instead of matbench_jdft2d (fold 0's training crystals; the "
                                   "families' stored recipes' model options)")
     p.add_argument("--data-dir", help="the task's data folder (real-data tasks)")
+    p.add_argument("--jax-padding", choices=("buckets", "fixed"), default="buckets",
+                   help="jax batch shapes (TrainConfig.jax_padding): fixed compiles fewer shapes, so a few epochs "
+                        "reach the steady state")
     args = p.parse_args(argv)
     models = model_list(p, args.models, MODELS)
     target, kind, dataset = SCALAR, None, "matbench_jdft2d"
@@ -150,7 +154,8 @@ def main(argv=None) -> int:
             except Exception as exc:  # one failed row must not lose the others
                 rows[key] = {"error": f"{type(exc).__name__}: {exc}"}
             rows[key].update(model=model, n_structures=len(graphs), config=config_to_dict(config))
-    record = {"benchmark": "pgnet_throughput", "dataset": dataset, "recipe_kind": kind, "batch_size": args.batch_size,
+    record = {"benchmark": "pgnet_throughput", "dataset": dataset, "recipe_kind": kind, "jax_padding": args.jax_padding,
+              "batch_size": args.batch_size,
               "epochs": args.epochs, "rows": rows, "machine_before": load_before, "machine_after": machine_info()}
     write_json(args.out, record)
     print(f"\n{'model':<16}{'params':>9}{'train str/s':>13}{'infer str/s':>13}{'compile s':>11}{'vs tfn (train)':>16}")

@@ -574,18 +574,27 @@ def _rel(p: Path | None) -> str | None:
         return str(p)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="zoo report leaderboard", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_input_arguments(p: argparse.ArgumentParser, out: Path, out_help: str) -> None:
+    """The options of the reports built on ``collect``: the result folders, the anchors, the floors, --out."""
     p.add_argument("--results", type=Path, default=RESULTS, help="the result folders to read (default: results/)")
     p.add_argument("--anchors", type=Path, default=OUT / "anchors.json", help="published figures with their sources")
     p.add_argument("--floors", type=Path, default=RESULTS / "floors" / "floors.json", help="floors of the tensor tasks")
-    p.add_argument("--out", type=Path, default=OUT, help="where README.md, leaderboard.json and leaderboard.png go")
+    p.add_argument("--out", type=Path, default=out, help=out_help)
+
+
+def check_results_folder(path: Path) -> None:
+    if not Path(path).is_dir():
+        raise ReportError(f"--results {path} is not a folder; pass the folder that holds the result "
+                          "folders (results/ of the checkout)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zoo report leaderboard", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_arguments(p, OUT, "where README.md, leaderboard.json and leaderboard.png go")
     args = p.parse_args(argv)
     try:
-        if not args.results.is_dir():
-            raise ReportError(f"--results {args.results} is not a folder; pass the folder that holds the result "
-                              "folders (results/ of the checkout)")
+        check_results_folder(args.results)
         board = leaderboard(args.results, args.anchors, args.floors)
     except ReportError as exc:
         print(f"zoo report leaderboard: {exc}", file=sys.stderr)

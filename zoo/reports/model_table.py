@@ -150,15 +150,10 @@ def render(t: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo report model_table", description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, default=RESULTS, help="the result folders to read (default: results/)")
-    p.add_argument("--floors", type=Path, default=RESULTS / "floors" / "floors.json", help="floors of the tensor tasks")
-    p.add_argument("--anchors", type=Path, default=leaderboard.OUT / "anchors.json", help="published figures (matbench's Dummy)")
-    p.add_argument("--out", type=Path, default=OUT, help="where README.md and model_table.json go")
+    leaderboard.add_input_arguments(p, OUT, "where README.md and model_table.json go")
     args = p.parse_args(argv)
     try:
-        if not args.results.is_dir():
-            raise ReportError(f"--results {args.results} is not a folder; pass the folder that holds the result "
-                              "folders (results/ of the checkout)")
+        leaderboard.check_results_folder(args.results)
         t = table(args.results, args.floors, args.anchors)
     except ReportError as exc:
         print(f"zoo report model_table: {exc}", file=sys.stderr)

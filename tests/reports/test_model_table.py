@@ -68,3 +68,15 @@ def test_table_rows_metrics_and_floors(tmp_path):
 def test_missing_results_folder_is_named(tmp_path, capsys):
     assert mt.main([f"--results={tmp_path / 'nowhere'}", f"--out={tmp_path / 'o'}"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "comparison").is_dir(), reason="the repository's results/ is absent")
+def test_committed_table_is_current(tmp_path):
+    """The committed table is what `zoo report model_table` makes from the committed results today."""
+    assert mt.main([f"--out={tmp_path}"]) == 0
+    for name in ("README.md", "model_table.json"):
+        assert (tmp_path / name).read_text() == (ROOT / "results" / "comparison" / name).read_text(), (
+            f"results/comparison/{name} is stale: run `zoo report model_table` and commit it")

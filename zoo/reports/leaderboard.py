@@ -323,8 +323,8 @@ def _recipe_groups(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[s
     the same departures, epochs and precision, wherever the two were archived: seeds run at different
     stops make one entry. A record without a recipe name (older runs, reproductions) stays with its
     folder. Two runs of the same seed and fold never share an entry (a re-run, or the same recipe name
-    over a code change), in one folder or across folders: runs are merged only where they do not
-    overlap, in path order.
+    over a code change), in one folder or across folders: the largest folder's runs are placed first,
+    then each run joins the first entry where its seed and fold are free.
     """
     by_key: dict[tuple, dict[str, list[dict]]] = {}
     for r in records:
@@ -336,22 +336,17 @@ def _recipe_groups(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[s
     out: dict[tuple, list[dict[str, Any]]] = {}
     for key, by_folder in by_key.items():
         merged: list[tuple[set, list]] = []
-        for folder in sorted(by_folder):
-            layers: list[list[dict]] = []  # a folder's runs, a seed and fold seen again starting a new layer
+        # the largest folders first (the runs made together), then each run into the first entry where its
+        # seed and fold are free: a re-run lands in an entry of its own
+        for folder in sorted(by_folder, key=lambda f: (-len(by_folder[f]), f)):
             for r in by_folder[folder]:
-                layer = next((x for x in layers if (r["seed"], r["fold"]) not in {(y["seed"], y["fold"]) for y in x}), None)
-                if layer is None:
-                    layers.append([r])
-                else:
-                    layer.append(r)
-            for rs in layers:
-                slots = {(r["seed"], r["fold"]) for r in rs}
-                home = next((m for m in merged if not m[0] & slots), None)
+                slot = (r["seed"], r["fold"])
+                home = next((m for m in merged if slot not in m[0]), None)
                 if home is None:
-                    merged.append((set(slots), list(rs)))
+                    merged.append(({slot}, [r]))
                 else:
-                    home[0].update(slots)
-                    home[1].extend(rs)
+                    home[0].add(slot)
+                    home[1].append(r)
         for k, (_, rs) in enumerate(merged):
             out[key[:3] + (f"{key[3]}#{k}",) + key[4:]] = rs
     return out

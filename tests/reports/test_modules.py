@@ -8,7 +8,7 @@ import pytest
 
 import zoo.reports
 
-REPORTS = ("chgcnn", "equivariance", "floors", "frames", "leaderboard", "pgnet_compare", "pgnet_symmetry", "point_groups", "symmetry_violation", "tensor_results")
+REPORTS = ("chgcnn", "equivariance", "floors", "frames", "leaderboard", "model_table", "pgnet_compare", "pgnet_symmetry", "point_groups", "symmetry_violation", "tensor_results")
 
 
 def test_the_reports_are_the_modules_with_main():

@@ -114,10 +114,11 @@ def read_reproduction(folder: Path, root: Path) -> list[dict[str, Any]]:
         if config.get("task", {}).get("version", spec.version) != spec.version:
             continue  # scored on an older version of the task: not comparable with today's anchors
         metrics_path = folder / "runs" / f"fold_{k}" / "metrics.json"
-        archived = (_load(metrics_path).get("test") or {}) if metrics_path.exists() else {}
+        metrics = _load(metrics_path) if metrics_path.exists() else {}
+        archived = metrics.get("test") or {}
         out.append({
             "test": archived if archived.get(metric) == value else {metric: value},
-            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(metrics_path),
+            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(metrics),
             "task": cfg["task"], "task_version": spec.version, "metric": metric, "fold": k, "value": value,
             "family": cfg["model"], "backend": cfg["backend"], "seed": cfg.get("seed"),
             "overrides": cfg.get("model_overrides") or {}, "recipe": {x: cfg.get(x) for x in RECIPE_KEYS},
@@ -176,6 +177,9 @@ def read_run_table(path: Path, root: Path) -> list[dict[str, Any]]:
     return out
 
 
+_UNSET = object()  # a recipe's model option that the run's overrides lack
+
+
 def _recipe_label(family: str, name: str | None, fields: dict[str, Any], overrides: dict[str, Any]) -> tuple[str | None, dict]:
     """(the recipe's name, the run's departures from that recipe as stored today): what a label shows.
 
@@ -195,8 +199,6 @@ def _recipe_label(family: str, name: str | None, fields: dict[str, Any], overrid
     departures.update({k: "unset" for k in want if k not in overrides})
     return name, departures
 
-
-_UNSET = object()
 
 
 def _group(folder: Path, root: Path) -> str:
@@ -234,15 +236,14 @@ def read_run_folder(folder: Path, root: Path) -> dict[str, Any] | None:
     return {"task": train["task"], "task_version": spec.version, "metric": metric, "fold": int(train["fold"]),
             "value": float(test[metric]), "family": train["model"], "backend": train.get("backend"),
             "seed": train.get("seed"), **_how_trained(train), "test": dict(test),
-            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(folder / "metrics.json"),
+            "model_config": (config.get("model") or {}).get("config"), "run_stats": _run_stats(metrics),
             "run": name, "commit": git.get("commit"),
             "dirty": git.get("dirty"), "machine": _machine(env), "date": (env or {}).get("created_utc"),
             "group": _group(folder, root), "source": str(folder.relative_to(root))}
 
 
-def _run_stats(metrics_path: Path) -> dict[str, Any]:
+def _run_stats(m: dict[str, Any]) -> dict[str, Any]:
     """Training seconds, epochs run and training crystals of a run's metrics.json (None where not recorded)."""
-    m = _load(metrics_path) if metrics_path.exists() else {}
     return {"train_time_s": (m.get("time_s") or {}).get("train"), "epochs_run": m.get("epochs_run"),
             "n_train": (m.get("n") or {}).get("train")}
 
@@ -305,7 +306,7 @@ def collect(results: Path) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------------------------- entries
 def _label(family: str, backend: str | None, overrides: dict, recipe: dict, recipe_name: str | None = None) -> str:
-    """``family-backend[overrides]``, then the recipe's name and the run's departures from it, then the epochs."""
+    """``family-backend recipe[departures] (N ep)``; without a recipe name, ``family-backend[overrides] (N ep)``."""
     opts = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(overrides.items()))
     epochs = recipe.get("epochs")
     name = f" {recipe_name}" if recipe_name else ""

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from zoo import tasks
 from zoo.core.io import write_json, write_text
-from zoo.models import build, config_from_dict, get_family
+from zoo.models import build, config_from_dict, get_family, list_models
 from zoo.training import recipes
 
 from . import leaderboard
@@ -105,7 +105,8 @@ def table(results: Path, floors: Path | None, anchors: Path | None = None) -> di
             chosen = named or [min(pair, key=lambda e: e["mean"])]
             rows += [row(e, best_floor, bool(named)) for e in chosen]
         rows.sort(key=lambda r: r["score"])
-        invariant = sorted(f for f in ("cgcnn", "chgcnn") if spec.target.kind == "tensor")
+        # the families whose registry entry has no tensor output (the invariant ones)
+        invariant = sorted(f for f in list_models() if spec.target.kind not in get_family(f).outputs)
         out[task] = {"kind": kind, "metric": leaderboard.METRIC[spec.target.kind], "unit": spec.target.unit or "dimensionless",
                      "n_folds": spec.n_folds, "rows": rows, "floors": [{"label": f["label"], "mean": f["mean"]} for f in floor_rows.get(task, [])],
                      "not_applicable": invariant}
